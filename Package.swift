@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+// ssm-bench: a Swift reproduction of Song, Garg, Shi & Ermon, "Sliced Score Matching" (UAI 2019).
+//
+// Targets follow the data flow; each imports only earlier ones:
+//   C bindings (COpenBLAS, CGSL, CHDF5)
+//   Autodiff        — Tensor and higher-order reverse-mode differentiation (OpenBLAS, LAPACKE)
+//   GSLNumerics     — seeded random streams and exact reference densities and scores (GSL)
+//   ResultsStore    — atomic HDF5 result files (HDF5)
+//   bench-core      — the autodiff core microbenchmark
+import PackageDescription
+
+let package = Package(
+    name: "ssm-bench",
+    products: [
+        .library(name: "Autodiff", targets: ["Autodiff"]),
+        .library(name: "GSLNumerics", targets: ["GSLNumerics"]),
+        .library(name: "ResultsStore", targets: ["ResultsStore"]),
+        .executable(name: "bench-core", targets: ["BenchCore"]),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        // No pkgConfig: gsl.pc would add -lgslcblas; GSL's CBLAS calls bind to OpenBLAS instead.
+        .systemLibrary(name: "CGSL", path: "Sources/CGSL", providers: [.apt(["libgsl-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial",
+                       providers: [.apt(["libhdf5-dev"])]),
+
+        .target(name: "Autodiff", dependencies: ["COpenBLAS"]),
+        .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"]),
+        .target(name: "ResultsStore", dependencies: ["CHDF5"]),
+        .executableTarget(name: "BenchCore", dependencies: ["Autodiff", "COpenBLAS"],
+                          path: "Sources/bench-core"),
+
+        .testTarget(name: "AutodiffTests", dependencies: ["Autodiff"]),
+        .testTarget(name: "GSLNumericsTests", dependencies: ["GSLNumerics", "Autodiff"]),
+        .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"]),
+    ]
+)

@@ -1,0 +1,74 @@
+import Foundation
+
+/// Elementwise functions y = f(x), each with its pullback x̄ = f′(x) ⊙ ȳ written in tensor
+/// operations (so second and third derivatives follow).
+extension Tensor {
+    /// Applies `f` to every element: a new contiguous buffer, no graph.
+    @inline(__always)
+    func mapScalars(_ f: (Double) -> Double) -> [Double] {
+        makeBuffer(count) { out in
+            scalars.withUnsafeBufferPointer { x in
+                for i in 0..<x.count { out[i] = f(x[i]) }
+            }
+        }
+    }
+
+    /// An elementwise op with value `f` and pullback `pullback(ȳ, x, y)`.
+    @inline(__always)
+    func unary(_ f: (Double) -> Double, _ pullback: @escaping (Tensor, Tensor, Tensor) -> Tensor) -> Tensor {
+        let x = self
+        return .record(shape: shape, scalars: mapScalars(f), inputs: [x]) { g, y, _ in [pullback(g, x, y)] }
+    }
+
+    /// −x.
+    public static prefix func - (x: Tensor) -> Tensor { x.unary({ -$0 }) { g, _, _ in -g } }
+
+    /// eˣ; x̄ = y ⊙ ȳ.
+    public func exp() -> Tensor { unary(Foundation.exp) { g, _, y in g * y } }
+
+    /// ln x (x > 0); x̄ = ȳ / x.
+    public func log() -> Tensor { unary(Foundation.log) { g, x, _ in g / x } }
+
+    /// softplus(x) = ln(1 + eˣ), computed as max(x, 0) + ln(1 + e^{−|x|}); x̄ = σ(x) ⊙ ȳ.
+    public func softplus() -> Tensor {
+        unary({ Swift.max($0, 0) + Foundation.log1p(Foundation.exp(-Swift.abs($0))) }) { g, x, _ in g * x.sigmoid() }
+    }
+
+    /// σ(x) = 1 / (1 + e^{−x}); x̄ = y (1 − y) ⊙ ȳ.
+    public func sigmoid() -> Tensor {
+        unary({ $0 >= 0 ? 1 / (1 + Foundation.exp(-$0)) : Foundation.exp($0) / (1 + Foundation.exp($0)) }) { g, _, y in
+            g * y * (1 - y)
+        }
+    }
+
+    /// tanh x; x̄ = (1 − y²) ⊙ ȳ.
+    public func tanh() -> Tensor { unary(Foundation.tanh) { g, _, y in g * (1 - y.square()) } }
+
+    /// x²; x̄ = 2x ⊙ ȳ.
+    public func square() -> Tensor { unary({ $0 * $0 }) { g, x, _ in g * x * 2 } }
+
+    /// √x (x > 0); x̄ = ȳ / (2y).
+    public func sqrt() -> Tensor { unary(Foundation.sqrt) { g, _, y in g / (y * 2) } }
+
+    /// xᵖ for a constant p (x > 0 unless p is a whole number); x̄ = p x^{p−1} ⊙ ȳ.
+    public func pow(_ p: Double) -> Tensor {
+        if p == 1 { return unary({ $0 }) { g, _, _ in g } }
+        return unary({ Foundation.pow($0, p) }) { g, x, _ in g * x.pow(p - 1) * p }
+    }
+
+    /// max(x, 0); x̄ = 1[x > 0] ⊙ ȳ (the mask is constant: relu″ = 0 almost everywhere).
+    public func relu() -> Tensor { unary({ Swift.max($0, 0) }) { g, x, _ in g * x.step() } }
+
+    // MARK: Non-differentiable helpers (results are constants)
+
+    /// sign(x) ∈ {−1, 0, 1}, a constant.
+    public func sign() -> Tensor {
+        Tensor(shape: shape, scalars: mapScalars { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) })
+    }
+
+    /// 1[x > 0], a constant.
+    public func step() -> Tensor { Tensor(shape: shape, scalars: mapScalars { $0 > 0 ? 1 : 0 }) }
+
+    /// The largest element (a plain number; no gradient).
+    public func maxScalar() -> Double { scalars.max() ?? -.infinity }
+}

@@ -1,0 +1,62 @@
+import Autodiff
+import CGSL
+
+/// A seeded stream of random numbers: GSL's Mersenne Twister (mt19937).
+///
+/// A stream is a reference: every draw advances it, wherever it is passed. The same seed gives
+/// the same sequence of draws on every machine. GSL seeds mt19937 with the low 32 bits of `seed`
+/// (0 means GSL's default, 4357); larger seeds are folded to 32 bits by xor.
+public final class RandomStream {
+    public let seed: UInt64
+    let rng: OpaquePointer
+
+    public init(seed: UInt64) {
+        ensureGSLErrorsReturn()
+        self.seed = seed
+        rng = OpaquePointer(gsl_rng_alloc(ssm_gsl_rng_mt19937()))
+        gsl_rng_set(UnsafePointer(rng), UInt(truncatingIfNeeded: (seed & 0xffff_ffff) ^ (seed >> 32)))
+    }
+
+    deinit { gsl_rng_free(UnsafeMutablePointer(rng)) }
+
+    var pointer: UnsafeMutablePointer<gsl_rng> { UnsafeMutablePointer(rng) }
+
+    /// A child stream seeded from this one (for independent, reproducible sub-streams).
+    public func split() -> RandomStream { RandomStream(seed: UInt64(gsl_rng_get(pointer))) }
+
+    /// Uniform on [0, 1).
+    public func uniform() -> Double { gsl_rng_uniform(pointer) }
+    /// Standard normal N(0, 1) (GSL's ziggurat method).
+    public func normal() -> Double { gsl_ran_gaussian_ziggurat(pointer, 1) }
+    /// Rademacher: ±1 with probability ½ each.
+    public func rademacher() -> Double { gsl_rng_uniform_int(pointer, 2) == 0 ? -1 : 1 }
+    /// Uniform on {0, …, n − 1}.
+    public func integer(below n: Int) -> Int {
+        precondition(n > 0, "RandomStream.integer(below:): n must be positive, is \(n)")
+        return Int(gsl_rng_uniform_int(pointer, UInt(n)))
+    }
+
+    /// A tensor of i.i.d. N(0, 1) draws.
+    public func normal(shape: [Int]) -> Tensor { draw(shape) { $0.normal() } }
+    /// A tensor of i.i.d. Rademacher (±1) draws.
+    public func rademacher(shape: [Int]) -> Tensor { draw(shape) { $0.rademacher() } }
+    /// A tensor of i.i.d. draws uniform on [low, high).
+    public func uniform(shape: [Int], in range: Range<Double> = 0..<1) -> Tensor {
+        draw(shape) { range.lowerBound + (range.upperBound - range.lowerBound) * $0.uniform() }
+    }
+
+    /// A uniformly random permutation of 0..<n (GSL's shuffle).
+    public func permutation(_ n: Int) -> [Int] {
+        var p = Array(0..<n)
+        p.withUnsafeMutableBytes { gsl_ran_shuffle(pointer, $0.baseAddress, n, MemoryLayout<Int>.stride) }
+        return p
+    }
+
+    private func draw(_ shape: [Int], _ one: (RandomStream) -> Double) -> Tensor {
+        let n = shape.reduce(1, *)
+        var values = [Double]()
+        values.reserveCapacity(n)
+        for _ in 0..<n { values.append(one(self)) }
+        return Tensor(shape: shape, scalars: values)
+    }
+}

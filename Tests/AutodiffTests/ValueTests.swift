@@ -1,0 +1,83 @@
+import Autodiff
+import Testing
+
+/// Forward values against direct definitions.
+@Suite struct OperationValues {
+    /// Cᵢⱼ = Σₖ op(A)ᵢₖ op(B)ₖⱼ, by a triple loop, for every transpose combination and batch mode.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func matmulMatchesTripleLoop(_ flags: (Bool, Bool)) {
+        let (tA, tB) = flags
+        var rng = SplitMix(seed: 11)
+        let n = 4, k = 3, m = 5, batch = 2
+        for (aBatched, bBatched) in [(false, false), (true, true), (true, false), (false, true)] {
+            let aShape = (aBatched ? [batch] : []) + (tA ? [k, n] : [n, k])
+            let bShape = (bBatched ? [batch] : []) + (tB ? [m, k] : [k, m])
+            let a = Tensor.random(aShape, using: &rng), b = Tensor.random(bShape, using: &rng)
+            let c = Tensor.matmul(a, b, transposeA: tA, transposeB: tB)
+            let batches = aBatched || bBatched ? batch : 1
+            #expect(c.shape == (aBatched || bBatched ? [batch, n, m] : [n, m]))
+            for p in 0..<batches {
+                for i in 0..<n { for j in 0..<m {
+                    var s = 0.0
+                    for q in 0..<k {
+                        let ai = (aBatched ? p * n * k : 0) + (tA ? q * n + i : i * k + q)
+                        let bi = (bBatched ? p * k * m : 0) + (tB ? j * k + q : q * m + j)
+                        s += a.scalars[ai] * b.scalars[bi]
+                    }
+                    #expect(abs(c.scalars[p * n * m + i * m + j] - s) < 1e-12)
+                } }
+            }
+        }
+    }
+
+    /// A x = b holds for the solution; a singular A gives NaN, not a crash.
+    @Test func solveSatisfiesSystem() {
+        var rng = SplitMix(seed: 5)
+        let a = Tensor.random([6, 6], using: &rng) + identity(6) * 2
+        let b = Tensor.random([6, 3], using: &rng)
+        let x = Tensor.solve(a, b)
+        #expect(maxDifference(Tensor.matmul(a, x), b) < 1e-12)
+        #expect(!Tensor.solve(Tensor.zeros([2, 2]), Tensor([1, 1])).isFinite)
+    }
+
+    @Test func broadcastingAddsAlongAlignedAxes() {
+        let a = Tensor(shape: [2, 1, 3], scalars: [1, 2, 3, 4, 5, 6])
+        let b = Tensor(rows: [[10, 20, 30], [40, 50, 60]])
+        let c = a + b  // [2, 2, 3]: c[i, j, k] = a[i, 0, k] + b[j, k]
+        #expect(c.shape == [2, 2, 3])
+        #expect(c.scalars == [11, 22, 33, 41, 52, 63, 14, 25, 36, 44, 55, 66])
+    }
+
+    @Test func sumPermuteSliceConcatenate() {
+        let x = Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6])
+        #expect(x.sum(alongAxis: 0).scalars == [5, 7, 9])
+        #expect(x.sum(alongAxis: 1, keepingDimensions: true).shape == [2, 1])
+        #expect(x.sum(alongAxis: 1).scalars == [6, 15])
+        #expect(x.sum().scalar == 21)
+        #expect(x.transposed().scalars == [1, 4, 2, 5, 3, 6])
+        #expect(x.slice(1..<3, alongAxis: 1).scalars == [2, 3, 5, 6])
+        #expect(x.select(1, alongAxis: 0).scalars == [4, 5, 6])
+        #expect(x.padded(before: 1, after: 0, alongAxis: 1).scalars == [0, 1, 2, 3, 0, 4, 5, 6])
+        #expect(Tensor.concatenate([x, x.slice(0..<1, alongAxis: 1)], alongAxis: 1).scalars == [1, 2, 3, 1, 4, 5, 6, 4])
+        #expect(Tensor.stack([Tensor([1, 2]), Tensor([3, 4])], alongAxis: 1).scalars == [1, 3, 2, 4])
+        let y = Tensor(shape: [2, 3, 4], scalars: (0..<24).map(Double.init))
+        #expect(y.permuted([2, 0, 1])[3, 1, 2] == y[1, 2, 3])
+        #expect(y.sum(alongAxes: [0, 2]).scalars == [60, 92, 124])
+    }
+
+    /// Stable forms: softplus(±800), σ(±800), softmax rows sum to 1, log Σ exp of large values.
+    @Test func numericallyStableForms() {
+        let x = Tensor([-800, -1, 0, 1, 800])
+        #expect(x.softplus().scalars[0] == 0)
+        #expect(x.softplus().scalars[4] == 800)
+        #expect(abs(x.softplus().scalars[2] - 0.6931471805599453) < 1e-15)
+        let e = 2.718281828459045
+        let expected: [Double] = [0, 1 / (1 + e), 0.5, 1 / (1 + 1 / e), 1]
+        let sigmoid = x.sigmoid().scalars
+        #expect(maxDifference(sigmoid, expected) < 1e-15)
+        let s = Tensor(rows: [[1000, 1001], [-5, 7]]).softmax(alongAxis: 1)
+        #expect(maxDifference(s.sum(alongAxis: 1), Tensor([1, 1])) < 1e-15)
+        let lse = Tensor(rows: [[1000, 1000]]).logSumExp(alongAxis: 1)
+        #expect(abs(lse.scalar - (1000 + 0.6931471805599453)) < 1e-12)
+    }
+}
