@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "ResultsStore", targets: ["ResultsStore"]),
         .executable(name: "bench-core", targets: ["BenchCore"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
@@ -28,7 +31,8 @@ let package = Package(
         .target(name: "Autodiff", dependencies: ["COpenBLAS"]),
         .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"]),
         .target(name: "ResultsStore", dependencies: ["CHDF5"]),
-        .executableTarget(name: "BenchCore", dependencies: ["Autodiff", "COpenBLAS"],
+        .executableTarget(name: "BenchCore",
+                          dependencies: ["Autodiff", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core"),
 
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff"]),

@@ -31,6 +31,7 @@ extension Tensor {
         default: batch = 0
         }
         let outShape = batch == 0 ? [n, m] : [batch, n, m]
+        FlopCounter.current?.add(2 * Swift.max(batch, 1) * n * k * m)
         let value = makeBuffer(Swift.max(batch, 1) * n * m) { out in
             a.scalars.withUnsafeBufferPointer { pa in
                 b.scalars.withUnsafeBufferPointer { pb in

@@ -1,0 +1,145 @@
+import Autodiff
+import Foundation
+import GSLNumerics
+import Testing
+
+/// Central differences of a row-wise log-density: ∂ log p / ∂x_{ij}.
+func finiteDifferenceScore(_ p: ReferenceDistribution, _ x: Tensor, h: Double = 1e-5) throws -> Tensor {
+    let (n, d) = (x.shape[0], x.shape[1])
+    var out = [Double](repeating: 0, count: n * d)
+    for i in 0..<n { for j in 0..<d {
+        var plus = x.scalars, minus = x.scalars
+        plus[i * d + j] += h
+        minus[i * d + j] -= h
+        let lp = try p.logDensity(Tensor(shape: x.shape, scalars: plus)).scalars[i]
+        let lm = try p.logDensity(Tensor(shape: x.shape, scalars: minus)).scalars[i]
+        out[i * d + j] = (lp - lm) / (2 * h)
+    } }
+    return Tensor(shape: x.shape, scalars: out)
+}
+
+func maxAbs(_ a: Tensor, _ b: Tensor) -> Double { zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0 }
+
+@Suite struct RandomStreams {
+    @Test func sameSeedSameDraws() {
+        let a = RandomStream(seed: 42), b = RandomStream(seed: 42), c = RandomStream(seed: 43)
+        let x = a.normal(shape: [100]).scalars
+        #expect(x == b.normal(shape: [100]).scalars)
+        #expect(x != c.normal(shape: [100]).scalars)
+        #expect(a.split().uniform() == b.split().uniform())
+    }
+
+    /// Moments within 5 standard errors: N(0,1) mean 0 (se 1/√n), variance 1 (se √(2/n));
+    /// Rademacher values ±1 with mean 0; uniform on [2, 5) with mean 3.5.
+    @Test func momentsOfTheStreams() {
+        let s = RandomStream(seed: 7)
+        let n = 200_000
+        let z = s.normal(shape: [n]).scalars
+        let mean = z.reduce(0, +) / Double(n)
+        let variance = z.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1)
+        #expect(abs(mean) < 5 / sqrt(Double(n)))
+        #expect(abs(variance - 1) < 5 * sqrt(2 / Double(n)))
+        let r = s.rademacher(shape: [n]).scalars
+        #expect(r.allSatisfy { $0 == 1 || $0 == -1 })
+        #expect(abs(r.reduce(0, +) / Double(n)) < 5 / sqrt(Double(n)))
+        let u = s.uniform(shape: [n], in: 2..<5).scalars
+        #expect(u.allSatisfy { $0 >= 2 && $0 < 5 })
+        #expect(abs(u.reduce(0, +) / Double(n) - 3.5) < 5 * sqrt(0.75 / Double(n)))
+        #expect(s.permutation(50).sorted() == Array(0..<50))
+    }
+}
+
+@Suite struct MultivariateNormals {
+    static var sigma: Tensor { Tensor(rows: [[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]]) }
+    static let mu: [Double] = [0.5, -1.0, 2.0]
+
+    /// log N(x; μ, Σ) = −½ (x−μ)ᵀ Σ⁻¹ (x−μ) − ½ log((2π)^D det Σ), with Σ⁻¹ and det Σ computed here
+    /// independently of GSL (Gaussian elimination on the 3×3 matrix).
+    @Test func logDensityMatchesClosedForm() throws {
+        let p = try MultivariateNormal(mean: Self.mu, covariance: Self.sigma)
+        let x = RandomStream(seed: 1).normal(shape: [5, 3])
+        let inverse = Tensor.solve(Self.sigma, identity3)
+        let s = Self.sigma
+        let det = s[0, 0] * (s[1, 1] * s[2, 2] - s[1, 2] * s[2, 1]) - s[0, 1] * (s[1, 0] * s[2, 2] - s[1, 2] * s[2, 0])
+            + s[0, 2] * (s[1, 0] * s[2, 1] - s[1, 1] * s[2, 0])
+        let centred = x - Tensor(Self.mu)
+        let quadratic = (Tensor.matmul(centred, inverse) * centred).sum(alongAxis: 1)
+        let expected = quadratic * -0.5 - 0.5 * Foundation.log(pow(2 * Double.pi, 3) * det)
+        #expect(maxAbs(try p.logDensity(x), expected) < 1e-12)
+        #expect(maxAbs(try p.score(x), -Tensor.matmul(centred, inverse)) < 1e-12)
+    }
+
+    /// The exact score is the gradient of the exact log-density (central differences).
+    @Test func scoreIsGradientOfLogDensity() throws {
+        let p = try MultivariateNormal(mean: Self.mu, covariance: Self.sigma)
+        let x = RandomStream(seed: 2).normal(shape: [4, 3])
+        #expect(maxAbs(try p.score(x), try finiteDifferenceScore(p, x)) < 1e-7)
+        let standard = try MultivariateNormal.standard(dimension: 4)
+        let y = RandomStream(seed: 3).normal(shape: [6, 4])
+        #expect(maxAbs(try standard.score(y), -y) == 0)  // N(0, I): s(x) = −x
+    }
+
+    /// Sample mean and covariance approach μ and Σ (n = 100000; tolerance ≈ 5 standard errors).
+    @Test func samplesHaveTheRightMoments() throws {
+        let p = try MultivariateNormal(mean: Self.mu, covariance: Self.sigma)
+        let n = 100_000
+        let x = p.sample(n, using: RandomStream(seed: 4))
+        let mean = x.mean(alongAxis: 0)
+        #expect(maxAbs(mean, Tensor(Self.mu)) < 5 * sqrt(2.0 / Double(n)))
+        let c = x - mean
+        let covariance = Tensor.matmul(c, c, transposeA: true) / Double(n - 1)
+        #expect(maxAbs(covariance, Self.sigma) < 5 * sqrt(2 * 4.0 / Double(n)))
+    }
+
+    @Test func badInputIsAClearError() throws {
+        #expect(throws: GSLError.notPositiveDefinite(what: "MultivariateNormal covariance (2×2)")) {
+            try MultivariateNormal(mean: [0, 0], covariance: Tensor(rows: [[1, 2], [2, 1]]))
+        }
+        #expect(throws: GSLError.self) { try MultivariateNormal(mean: [0, 0], covariance: Tensor(rows: [[1, 0, 0]])) }
+        #expect(throws: GSLError.self) { try MultivariateNormal(mean: [.nan, 0], covariance: identity3.slice(0..<2, alongAxis: 0).slice(0..<2, alongAxis: 1)) }
+        #expect(throws: GSLError.self) { try MultivariateNormal(mean: [0, 0], covariance: Tensor(rows: [[1, 0.5], [0.4, 1]])) }
+        let p = try MultivariateNormal.standard(dimension: 3)
+        do {
+            _ = try p.score(Tensor.zeros([2, 4]))
+            Issue.record("a wrong-width batch was accepted")
+        } catch let error as GSLError {
+            #expect(error.description.contains("expected [N, 3]"))
+        }
+    }
+}
+
+@Suite struct GaussianMixtures {
+    func mixture() throws -> GaussianMixture {
+        try GaussianMixture(weights: [0.3, 0.7], components: [
+            MultivariateNormal(mean: [-2, 0], covariance: Tensor(rows: [[1, 0.2], [0.2, 0.5]])),
+            MultivariateNormal(mean: [1.5, 1], covariance: Tensor(rows: [[0.4, 0], [0, 2]])),
+        ])
+    }
+
+    /// log p(x) = log(π₁ N₁(x) + π₂ N₂(x)) computed directly from the component densities.
+    @Test func logDensityIsTheWeightedSum() throws {
+        let m = try mixture()
+        let x = RandomStream(seed: 5).normal(shape: [7, 2])
+        let direct = try zip(m.weights, m.components).map { w, c in try c.logDensity(x).exp() * w }.reduce(Tensor.zeros([7]), +).log()
+        #expect(maxAbs(try m.logDensity(x), direct) < 1e-12)
+    }
+
+    @Test func scoreIsGradientOfLogDensity() throws {
+        let m = try mixture()
+        let x = RandomStream(seed: 6).normal(shape: [5, 2]) * 2
+        #expect(maxAbs(try m.score(x), try finiteDifferenceScore(m, x)) < 1e-7)
+    }
+
+    /// Component frequencies match the weights (the first component lives at x₀ < −0.25 mostly).
+    @Test func samplesFollowTheWeights() throws {
+        let m = try mixture()
+        let x = m.sample(20_000, using: RandomStream(seed: 8))
+        #expect(x.shape == [20_000, 2])
+        let mean = x.mean(alongAxis: 0).scalars
+        // E[x₀] = 0.3·(−2) + 0.7·1.5 = 0.45.
+        #expect(abs(mean[0] - 0.45) < 0.05)
+        #expect(throws: GSLError.self) { try GaussianMixture(weights: [1, -1], components: m.components) }
+    }
+}
+
+var identity3: Tensor { Tensor(rows: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]) }

@@ -1,0 +1,130 @@
+import Foundation
+import ResultsStore
+import Testing
+
+func temporaryFolder() -> String {
+    let path = NSTemporaryDirectory() + "ssm-results-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite struct ResultsFiles {
+    /// What is written is read back exactly: nested groups, n-D Double and Int datasets (including
+    /// a scalar and an empty one), and attributes of every kind on groups and datasets.
+    @Test func roundTrip() throws {
+        let path = temporaryFolder() + "/run.h5"
+        let matrix = (0..<24).map { Double($0) * 0.1 - 1.3 }
+        try ResultsFile.write(to: path) { root in
+            try root.setAttribute("title", .string("Sliced score matching — naïve ✓"))
+            let cell = try root.createGroup("cells").createGroup("ssm_d10_seed0")
+            try cell.write("weights", doubles: matrix, shape: [2, 3, 4])
+            try cell.write("loss", doubles: [0.25], shape: [])
+            try cell.write("steps", ints: [1, 2, -3, Int(Int32.max) + 5])
+            try cell.write("empty", doubles: [], shape: [0, 3])
+            try cell.setAttribute("units", .string("nats"), on: "loss")
+            try cell.setAttribute("sigma", .double(0.1))
+            try cell.setAttribute("seed", .int(7))
+            try cell.setAttribute("dims", .ints([10, 20, 50]))
+            try cell.setAttribute("grid", .doubles([0.5, 1.5]))
+        }
+        try ResultsFile.read(at: path) { root in
+            #expect(try root.attribute("title") == .string("Sliced score matching — naïve ✓"))
+            #expect(try root.childNames() == ["cells"])
+            let cell = try root.group("cells").group("ssm_d10_seed0")
+            #expect(try cell.childNames() == ["empty", "loss", "steps", "weights"])
+            let w = try cell.readDoubles("weights")
+            #expect(w.shape == [2, 3, 4] && w.values == matrix)
+            let loss = try cell.readDoubles("loss")
+            #expect(loss.shape == [] && loss.values == [0.25])
+            let steps = try cell.readInts("steps").values
+            #expect(steps == [1, 2, -3, Int(Int32.max) + 5])
+            #expect(try cell.readDoubles("empty").shape == [0, 3])
+            #expect(try cell.attribute("units", on: "loss") == .string("nats"))
+            #expect(try cell.attribute("sigma") == .double(0.1))
+            #expect(try cell.attribute("seed") == .int(7))
+            #expect(try cell.attribute("dims") == .ints([10, 20, 50]))
+            #expect(try cell.attribute("grid") == .doubles([0.5, 1.5]))
+            #expect(try cell.attributeNames() == ["dims", "grid", "seed", "sigma"])
+            #expect(throws: ResultsStoreError.self) { try cell.readInts("weights") }
+            #expect(throws: ResultsStoreError.missingObject(path: path, object: "dataset /cells/ssm_d10_seed0/nope")) {
+                try cell.readDoubles("nope")
+            }
+        }
+    }
+
+    /// `update` adds to an existing file and keeps what was there.
+    @Test func updateKeepsEarlierContent() throws {
+        let path = temporaryFolder() + "/grid.h5"
+        try ResultsFile.write(to: path) { try $0.createGroup("a").write("x", doubles: [1, 2]) }
+        try ResultsFile.update(at: path) { try $0.createGroup("b").write("y", ints: [3]) }
+        try ResultsFile.read(at: path) { root throws in
+            #expect(try root.childNames() == ["a", "b"])
+            #expect(try root.group("a").readDoubles("x").values == [1, 2])
+        }
+    }
+
+    /// A body that throws (as a crash would) leaves the old file intact and no temporary behind.
+    @Test func failedWriteLeavesOldFileIntact() throws {
+        let folder = temporaryFolder()
+        let path = folder + "/keep.h5"
+        try ResultsFile.write(to: path) { try $0.write("x", doubles: [42]) }
+        struct Interrupted: Error {}
+        #expect(throws: Interrupted.self) {
+            try ResultsFile.update(at: path) { root in
+                try root.write("x", doubles: [-1])
+                throw Interrupted()
+            }
+        }
+        #expect(try ResultsFile.read(at: path) { try $0.readDoubles("x").values } == [42])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["keep.h5"])
+    }
+
+    @Test func missingCorruptAndUnwritableFilesAreClearErrors() throws {
+        let folder = temporaryFolder()
+        let missing = folder + "/missing.h5"
+        #expect(throws: ResultsStoreError.fileNotFound(path: missing)) { try ResultsFile.read(at: missing) { _ in () } }
+        let corrupt = folder + "/corrupt.h5"
+        try Data("not an HDF5 file".utf8).write(to: URL(fileURLWithPath: corrupt))
+        #expect(throws: ResultsStoreError.notHDF5(path: corrupt)) { try ResultsFile.read(at: corrupt) { _ in () } }
+        #expect(throws: ResultsStoreError.notHDF5(path: corrupt)) { try ResultsFile.update(at: corrupt) { _ in } }
+        #expect(try String(contentsOfFile: corrupt, encoding: .utf8) == "not an HDF5 file")
+        let nowhere = folder + "/no/such/folder/x.h5"
+        #expect(throws: ResultsStoreError.cannotCreate(path: nowhere, reason: "folder \(folder)/no/such/folder does not exist")) {
+            try ResultsFile.write(to: nowhere) { _ in }
+        }
+        let error = ResultsStoreError.notHDF5(path: corrupt)
+        #expect(error.description.contains(corrupt))
+    }
+
+    @Test func shapeMismatchAndBadNamesAreRejected() throws {
+        let path = temporaryFolder() + "/bad.h5"
+        #expect(throws: ResultsStoreError.self) { try ResultsFile.write(to: path) { try $0.write("x", doubles: [1, 2, 3], shape: [2, 2]) } }
+        #expect(throws: ResultsStoreError.self) { try ResultsFile.write(to: path) { try $0.createGroup("a/b") } }
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    /// HDF5's own tool reads the file: `h5dump -H` lists the dataset with its type and shape and
+    /// the variable-length UTF-8 attribute.
+    @Test func h5dumpReadsWhatWasWritten() throws {
+        let path = temporaryFolder() + "/dump.h5"
+        try ResultsFile.write(to: path) { root in
+            try root.createGroup("g").write("m", doubles: [1, 2, 3, 4, 5, 6], shape: [2, 3])
+            try root.setAttribute("commit", .string("abc123"))
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/h5dump")
+        process.arguments = ["-H", path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(output.contains("DATASET \"m\""))
+        #expect(output.contains("H5T_IEEE_F64LE"))
+        #expect(output.contains("SIMPLE { ( 2, 3 ) / ( 2, 3 ) }"))
+        #expect(output.contains("ATTRIBUTE \"commit\""))
+        #expect(output.contains("H5T_CSET_UTF8"))
+        #expect(hdf5Version.hasPrefix("1."))
+    }
+}
