@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"]),
         .target(name: "ResultsStore", dependencies: ["CHDF5"]),
         .executableTarget(name: "BenchCore",
-                          dependencies: ["Autodiff", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Autodiff", "GSLNumerics", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core"),
 
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff"]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Autodiff
 import COpenBLAS
 import Foundation
+import GSLNumerics
 
 /// The autodiff core microbenchmark: a 3-layer softplus MLP energy E(x) = w₃ᵀ softplus(W₂ softplus(W₁x + b₁) + b₂) + b₃
 /// (widths D → 30 → 30 → 1) on an N × D batch, timing
@@ -46,7 +47,7 @@ struct BenchCore: ParsableCommand {
     }
 
     func run() throws {
-        var rng = SplitMix(seed: seed)
+        let stream = RandomStream(seed: seed)
         let dgemm = measureDGEMM(repeats: repeats)
         var lines = [
             "# bench-core: softplus MLP D→30→30→1, N = \(batch), median of \(repeats)",
@@ -58,9 +59,9 @@ struct BenchCore: ParsableCommand {
             "|---|---|---|---|---|---|",
         ]
         for d in parsedDims! {
-            let mlp = MLP(inputs: d, using: &rng)
-            let x = Tensor(shape: [batch, d], scalars: (0..<(batch * d)).map { _ in Double.random(in: -2...2, using: &rng) })
-            let v = Tensor(shape: [batch, d], scalars: (0..<(batch * d)).map { _ in Bool.random(using: &rng) ? 1 : -1 })
+            let mlp = MLP(inputs: d, using: stream)
+            let x = stream.normal(shape: [batch, d])
+            let v = stream.rademacher(shape: [batch, d])
             let steps: [(String, () -> Void)] = [
                 ("forward", { _ = withoutGradients { mlp.energy(x) } }),
                 ("input grad", {
@@ -89,16 +90,15 @@ struct BenchCore: ParsableCommand {
     }
 }
 
-/// Weights W: [in, out] so a layer is X W + b on a row batch; initialised N(0,1)/√out-ish (uniform
-/// with that scale; the benchmark does not depend on the distribution).
+/// Weights W: [in, out] so a layer is X W + b on a row batch; weights and biases N(0, 1)/√out.
 struct MLP {
     var parameters: [Tensor]
 
-    init(inputs d: Int, using rng: inout SplitMix) {
+    init(inputs d: Int, using stream: RandomStream) {
         func layer(_ i: Int, _ o: Int) -> [Tensor] {
             let scale = 1 / Double(o).squareRoot()
-            return [Tensor(shape: [i, o], scalars: (0..<(i * o)).map { _ in Double.random(in: -scale...scale, using: &rng) }).requiringGradient(),
-                    Tensor(shape: [o], scalars: (0..<o).map { _ in Double.random(in: -scale...scale, using: &rng) }).requiringGradient()]
+            return [(stream.normal(shape: [i, o]) * scale).requiringGradient(),
+                    (stream.normal(shape: [o]) * scale).requiringGradient()]
         }
         parameters = layer(d, 30) + layer(30, 30) + layer(30, 1)
     }
@@ -116,18 +116,6 @@ struct MLP {
         let xv = x.requiringGradient()
         let g = gradient(of: energy(xv).sum(), with: xv, createGraph: true)
         return gradient(of: (g * v).sum(), with: xv, createGraph: true)
-    }
-}
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
