@@ -9,7 +9,7 @@ help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
 	@echo "make build       release build of every target"
 	@echo "make test        deps, then the full test suite (swift test)"
-	@echo "make bench-core  autodiff core microbenchmark -> results/bench-core.md"
+	@echo "make bench-core  autodiff and objective microbenchmarks -> results/bench-core.md, results/bench-objectives.md"
 
 # Installs only what is missing; prints what it installs.
 deps:
@@ -31,7 +31,8 @@ test: deps
 	$(SWIFT) test
 
 bench-core: build
-	.build/release/bench-core --out results/bench-core.md
+	.build/release/bench-core mlp --out results/bench-core.md
+	.build/release/bench-core objectives --out results/bench-objectives.md
 
 clean:
 	rm -rf .build

@@ -6,6 +6,8 @@
 //   Autodiff        — Tensor and higher-order reverse-mode differentiation (OpenBLAS, LAPACKE)
 //   GSLNumerics     — seeded random streams and exact reference densities and scores (GSL)
 //   ResultsStore    — atomic HDF5 result files (HDF5)
+//   Objectives      — the score-matching losses (SM, SSM, SSM-VR, DSM), trace estimators, Fisher divergence
+//   Training        — optimisers (Adam, gradient clipping)
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
 
@@ -15,6 +17,8 @@ let package = Package(
         .library(name: "Autodiff", targets: ["Autodiff"]),
         .library(name: "GSLNumerics", targets: ["GSLNumerics"]),
         .library(name: "ResultsStore", targets: ["ResultsStore"]),
+        .library(name: "Objectives", targets: ["Objectives"]),
+        .library(name: "Training", targets: ["Training"]),
         .executable(name: "bench-core", targets: ["BenchCore"]),
     ],
     dependencies: [
@@ -31,12 +35,15 @@ let package = Package(
         .target(name: "Autodiff", dependencies: ["COpenBLAS"]),
         .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"]),
         .target(name: "ResultsStore", dependencies: ["CHDF5"]),
+        .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"]),
+        .target(name: "Training", dependencies: ["Autodiff"]),
         .executableTarget(name: "BenchCore",
-                          dependencies: ["Autodiff", "GSLNumerics", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core"),
 
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff"]),
         .testTarget(name: "GSLNumericsTests", dependencies: ["GSLNumerics", "Autodiff"]),
         .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"]),
+        .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"]),
     ]
 )

@@ -88,6 +88,10 @@ public struct Tensor {
     public var isFinite: Bool { scalars.allSatisfy { $0.isFinite } }
 }
 
+/// Safe to share across threads: a tensor and the graph nodes behind it are immutable once made
+/// (every stored property is a `let`; pullbacks capture only such values).
+extension Tensor: @unchecked Sendable {}
+
 extension Tensor: CustomStringConvertible {
     public var description: String {
         let shown = scalars.prefix(8).map { String($0) }.joined(separator: ", ")

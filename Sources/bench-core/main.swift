@@ -3,6 +3,7 @@ import Autodiff
 import COpenBLAS
 import Foundation
 import GSLNumerics
+import Objectives
 
 /// The autodiff core microbenchmark: a 3-layer softplus MLP energy E(x) = w₃ᵀ softplus(W₂ softplus(W₁x + b₁) + b₂) + b₃
 /// (widths D → 30 → 30 → 1) on an N × D batch, timing
@@ -16,6 +17,14 @@ import GSLNumerics
 struct BenchCore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-core",
+        abstract: "Microbenchmarks of the autodiff core and the score-matching objectives (release build).",
+        subcommands: [MLPSteps.self, ObjectiveSteps.self],
+        defaultSubcommand: MLPSteps.self)
+}
+
+struct MLPSteps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mlp",
         abstract: "Time forward, input gradient, Hessian-vector product and its parameter gradient for a softplus MLP.")
 
     @Option(help: "Comma-separated data dimensions D.")
@@ -36,14 +45,9 @@ struct BenchCore: ParsableCommand {
     func validate() throws {
         guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
         guard repeats > 0 else { throw ValidationError("--repeats must be positive, got \(repeats)") }
-        guard let parsed = parsedDims, !parsed.isEmpty, parsed.allSatisfy({ $0 > 0 }) else {
+        guard parseDims(dims) != nil else {
             throw ValidationError("--dims must be positive integers separated by commas, got '\(dims)'")
         }
-    }
-
-    var parsedDims: [Int]? {
-        let parts = dims.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        return parts.contains(nil) ? nil : parts.compactMap { $0 }
     }
 
     func run() throws {
@@ -58,7 +62,7 @@ struct BenchCore: ParsableCommand {
             "| D | step | seconds | GEMM GFLOP | GEMM GFLOP/s | share of dgemm |",
             "|---|---|---|---|---|---|",
         ]
-        for d in parsedDims! {
+        for d in parseDims(dims)! {
             let mlp = MLP(inputs: d, using: stream)
             let x = stream.normal(shape: [batch, d])
             let v = stream.rademacher(shape: [batch, d])
@@ -91,8 +95,11 @@ struct BenchCore: ParsableCommand {
 }
 
 /// Weights W: [in, out] so a layer is X W + b on a row batch; weights and biases N(0, 1)/√out.
-struct MLP {
+struct MLP: LogDensityModel {
     var parameters: [Tensor]
+
+    /// log p̃(x) = −E(x), `[N]`.
+    func logDensity(_ x: Tensor) -> Tensor { -energy(x).reshaped([-1]) }
 
     init(inputs d: Int, using stream: RandomStream) {
         func layer(_ i: Int, _ o: Int) -> [Tensor] {
@@ -117,6 +124,77 @@ struct MLP {
         let g = gradient(of: energy(xv).sum(), with: xv, createGraph: true)
         return gradient(of: (g * v).sum(), with: xv, createGraph: true)
     }
+}
+
+/// Seconds per objective + parameter gradient for each estimator on a batch, the MLP energy.
+struct ObjectiveSteps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "objectives",
+        abstract: "Time each estimator's objective and its parameter gradient on a softplus MLP energy (D→30→30→1).")
+
+    @Option(help: "Comma-separated data dimensions D.")
+    var dims: String = "10,100"
+
+    @Option(help: "Batch size N.")
+    var batch: Int = 100
+
+    @Option(help: "Timed repetitions (the median is reported).")
+    var repeats: Int = 10
+
+    @Option(help: "DSM noise scale sigma.")
+    var sigma: Double = 0.1
+
+    @Option(help: "Also write the table as Markdown to this file.")
+    var out: String?
+
+    func validate() throws {
+        guard batch > 0, repeats > 0 else { throw ValidationError("--batch and --repeats must be positive") }
+        guard parseDims(dims) != nil else { throw ValidationError("--dims must be positive integers separated by commas, got '\(dims)'") }
+    }
+
+    func run() throws {
+        let stream = RandomStream(seed: 0)
+        var lines = [
+            "# bench-core objectives: softplus MLP energy D→30→30→1, batch \(batch), median of \(repeats)",
+            "",
+            "Machine: \(cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS threads \(openBLASThreadCount).",
+            "Each cell: draw noise, objective with createGraph, gradient with respect to all parameters.",
+            "",
+            "| D | " + Estimator.allCases.map(\.rawValue).joined(separator: " | ") + " |",
+            "|---|" + Estimator.allCases.map { _ in "---|" }.joined(),
+        ]
+        for d in parseDims(dims)! {
+            let model = MLP(inputs: d, using: stream)
+            let x = stream.normal(shape: [batch, d])
+            var cells: [String] = []
+            for estimator in Estimator.allCases {
+                let objective = try estimator.objective(ObjectiveSettings(sigma: sigma))
+                func step() throws {
+                    let value = try objective.evaluate(model, at: x, using: stream).value
+                    _ = gradients(of: value, with: model.parameters)
+                }
+                try step()
+                var samples: [Double] = []
+                for _ in 0..<repeats {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    try step()
+                    samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                }
+                cells.append(String(format: "%.5f s", median(samples)))
+                FileHandle.standardError.write("D=\(d) \(estimator.rawValue): \(cells.last!)\n".data(using: .utf8)!)
+            }
+            lines.append("| \(d) | " + cells.joined(separator: " | ") + " |")
+        }
+        let text = lines.joined(separator: "\n") + "\n"
+        print(text, terminator: "")
+        if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) }
+    }
+}
+
+func parseDims(_ text: String) -> [Int]? {
+    let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !parts.isEmpty, !parts.contains(nil), parts.allSatisfy({ $0! > 0 }) else { return nil }
+    return parts.map { $0! }
 }
 
 func time(_ body: () -> Void) -> Double {

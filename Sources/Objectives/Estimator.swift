@@ -1,0 +1,40 @@
+/// The estimators by name: the one place that maps a name to an objective type.
+/// Adding an estimator = one new type + one case here.
+public enum Estimator: String, CaseIterable, Sendable {
+    case sm
+    case ssm
+    case ssmVR = "ssm_vr"
+    case dsm
+
+    /// Parses a name, or throws `ObjectiveError.unknownEstimator` listing the valid ones.
+    public init(named name: String) throws {
+        guard let e = Estimator(rawValue: name) else { throw ObjectiveError.unknownEstimator(name) }
+        self = e
+    }
+
+    /// The objective with the given settings (only the settings the estimator uses are read).
+    public func objective(_ settings: ObjectiveSettings = ObjectiveSettings()) throws -> any ScoreObjective {
+        switch self {
+        case .sm: ScoreMatching.exact
+        case .ssm: try SlicedScoreMatching(projection: settings.projection, count: settings.projectionCount)
+        case .ssmVR: try ScoreMatching.varianceReduced(projection: settings.projection, count: settings.projectionCount)
+        case .dsm: try DenoisingScoreMatching(sigma: settings.sigma)
+        }
+    }
+}
+
+/// Settings shared by the estimators; defaults as in the paper's DKEF experiments.
+public struct ObjectiveSettings: Sendable, Equatable {
+    /// Projection law for SSM / SSM-VR.
+    public var projection: Projection = .rademacher
+    /// Projections per data point.
+    public var projectionCount: Int = 1
+    /// DSM's noise scale σ.
+    public var sigma: Double = 0.1
+
+    public init(projection: Projection = .rademacher, projectionCount: Int = 1, sigma: Double = 0.1) {
+        self.projection = projection
+        self.projectionCount = projectionCount
+        self.sigma = sigma
+    }
+}

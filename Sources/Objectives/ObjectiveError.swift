@@ -1,0 +1,29 @@
+/// A bad argument to an objective, naming the parameter, the value and what is allowed.
+public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
+    case invalidSigma(Double)
+    case invalidProjectionCount(Int)
+    case unknownProjection(String)
+    case unknownEstimator(String)
+    case badBatch(shape: [Int], expected: String)
+    case badModelOutput(shape: [Int], expected: [Int])
+    case nonFinite(what: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidSigma(s):
+            "sigma must be a finite number > 0, got \(s)"
+        case let .invalidProjectionCount(n):
+            "projections per point must be at least 1, got \(n)"
+        case let .unknownProjection(name):
+            "unknown projection '\(name)'; choose one of \(Projection.allCases.map(\.rawValue).joined(separator: ", "))"
+        case let .unknownEstimator(name):
+            "unknown estimator '\(name)'; choose one of \(Estimator.allCases.map(\.rawValue).joined(separator: ", "))"
+        case let .badBatch(shape, expected):
+            "data batch has shape \(shape), expected \(expected)"
+        case let .badModelOutput(shape, expected):
+            "the model's log-density has shape \(shape), expected \(expected) (one value per row of the batch)"
+        case let .nonFinite(what):
+            "\(what) is not finite (NaN or infinity)"
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Autodiff
+
+/// Random draws an objective uses on one batch, drawn before evaluation so that the same draws can
+/// be reused (finite differences, several models on one batch, DKEF's closed form).
+public struct ObjectiveNoise: Sendable {
+    /// Projection directions `[n, N, D]`, n per point (SSM, SSM-VR, Hutchinson).
+    public var projections: Tensor?
+    /// Standard normal draws ε `[N, D]` (DSM's perturbation x̃ = x + σε).
+    public var perturbation: Tensor?
+
+    public init(projections: Tensor? = nil, perturbation: Tensor? = nil) {
+        self.projections = projections
+        self.perturbation = perturbation
+    }
+
+    public static let none = ObjectiveNoise()
+}
+
+/// Every objective here is, per data point i, a quadratic in log p̃:
+///
+///     ℓᵢ = ½ ‖rᵢ + cᵢ‖² + tᵢ,
+///
+/// with rᵢ (`residual`, `[N, R]`) and tᵢ (`linear`, `[N]`) linear in log p̃ and cᵢ (`offset`,
+/// `[N, R]`) independent of the model. The objective is the batch mean of ℓᵢ. This form is what
+/// lets a model that is linear in some coefficients (DKEF's α) solve for them in closed form.
+public struct ObjectiveTerms {
+    public var residual: Tensor
+    public var offset: Tensor?
+    public var linear: Tensor?
+
+    public init(residual: Tensor, offset: Tensor? = nil, linear: Tensor? = nil) {
+        self.residual = residual
+        self.offset = offset
+        self.linear = linear
+    }
+
+    /// ℓᵢ = ½ ‖rᵢ + cᵢ‖² + tᵢ, `[N]`.
+    public var perSample: Tensor {
+        let r = offset.map { residual + $0 } ?? residual
+        let quadratic = r.square().sum(alongAxis: 1) * 0.5
+        return linear.map { quadratic + $0 } ?? quadratic
+    }
+
+    /// The same terms cut off from the graph.
+    public func detached() -> ObjectiveTerms {
+        ObjectiveTerms(residual: residual.detached(), offset: offset?.detached(), linear: linear?.detached())
+    }
+}
+
+/// An evaluated objective: the batch mean (a rank-0 tensor, differentiable in θ when evaluated
+/// with `createGraph`) and the per-sample values (constants).
+public struct ObjectiveValue {
+    public var value: Tensor
+    public var perSample: Tensor
+    public var terms: ObjectiveTerms
+}

@@ -1,0 +1,45 @@
+import Autodiff
+import GSLNumerics
+
+/// Hyvärinen's score matching (2005) with a pluggable trace estimator:
+///
+///     J(θ) = E_x[ ½ ‖s(x)‖² + tr ∇ₓ s(x) ],   s = ∇ₓ log p̃(x; θ).
+///
+/// With `ExactTrace` this is exact score matching ("sm"); with `HutchinsonTrace` it is the
+/// variance-reduced sliced score matching of Song et al. (2019), SSM-VR ("ssm_vr"):
+/// ½ ‖s‖² + vᵀ (∇ₓ s) v, unbiased for J because E[v vᵀ] = I.
+/// Terms: residual s `[N, D]`, linear term the trace estimate `[N]`.
+public struct ScoreMatching<Trace: TraceEstimator>: ScoreObjective {
+    public var traceEstimator: Trace
+    public let name: String
+
+    public init(trace: Trace, name: String) {
+        self.traceEstimator = trace
+        self.name = name
+    }
+
+    public var description: String { "\(name): ½‖s‖² + tr ∇s by \(traceEstimator.name)" }
+
+    public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise {
+        ObjectiveNoise(projections: traceEstimator.drawProjections(points: points, dimension: dimension, using: stream))
+    }
+
+    public func terms(of logDensity: (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) -> ObjectiveTerms {
+        let leaf = x.requiringGradient()
+        let s = score(of: logDensity, at: leaf)
+        let trace = traceEstimator.trace(of: s, at: leaf, logDensity: logDensity, projections: noise.projections, createGraph: createGraph)
+        return ObjectiveTerms(residual: s, linear: trace)
+    }
+}
+
+extension ScoreMatching where Trace == ExactTrace {
+    /// Exact score matching, the trace by one backward pass per dimension.
+    public static var exact: ScoreMatching<ExactTrace> { ScoreMatching(trace: ExactTrace(), name: Estimator.sm.rawValue) }
+}
+
+extension ScoreMatching where Trace == HutchinsonTrace {
+    /// SSM-VR: ½ ‖s‖² + (1/n) Σⱼ vⱼᵀ ∇ₓs vⱼ.
+    public static func varianceReduced(projection: Projection = .rademacher, count: Int = 1) throws -> Self {
+        ScoreMatching(trace: try HutchinsonTrace(projection: projection, count: count), name: Estimator.ssmVR.rawValue)
+    }
+}

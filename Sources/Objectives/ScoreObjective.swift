@@ -1,0 +1,52 @@
+import Autodiff
+import GSLNumerics
+
+/// A score-matching objective: one type per estimator.
+///
+/// An objective draws its noise for a batch, then gives the per-point quadratic terms (see
+/// `ObjectiveTerms`) for an unnormalised log-density f at a batch x `[N, D]`. It always records x's
+/// graph (second derivatives need it); `createGraph` says whether the terms must stay
+/// differentiable with respect to the model's parameters.
+public protocol ScoreObjective: CustomStringConvertible {
+    /// The estimator's one spelling (config, CLI, HDF5, legends).
+    var name: String { get }
+
+    /// The random draws for a batch of N points in D dimensions.
+    func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise
+
+    /// The per-point terms at x. Called with gradient recording on; x is a constant.
+    func terms(of logDensity: (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) -> ObjectiveTerms
+}
+
+extension ScoreObjective {
+    /// Evaluates the objective of `logDensity` on the batch x with the given draws.
+    /// - Parameter createGraph: keep the result differentiable in the model's parameters (training);
+    ///   false for evaluation, where no graph outlives the call.
+    /// - Throws: `ObjectiveError` for a batch that is not `[N, D]` with N, D ≥ 1, a model output
+    ///   that is not `[N]`, or a non-finite value.
+    public func evaluate(_ logDensity: (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise,
+                         createGraph: Bool = true) throws -> ObjectiveValue {
+        guard x.rank == 2, x.shape[0] > 0, x.shape[1] > 0 else { throw ObjectiveError.badBatch(shape: x.shape, expected: "[N, D] with N, D ≥ 1") }
+        guard x.isFinite else { throw ObjectiveError.nonFinite(what: "the data batch") }
+        let n = x.shape[0]
+        let outputShape = withoutGradients { logDensity(x.slice(0..<1, alongAxis: 0)).shape }
+        guard outputShape == [1] else { throw ObjectiveError.badModelOutput(shape: outputShape, expected: [1]) }
+        var terms = GradientMode.$isRecording.withValue(true) {
+            self.terms(of: logDensity, at: x.detached(), noise: noise, createGraph: createGraph)
+        }
+        if !createGraph { terms = terms.detached() }
+        let perSample = GradientMode.$isRecording.withValue(createGraph) { terms.perSample }
+        guard perSample.shape == [n] else { throw ObjectiveError.badModelOutput(shape: perSample.shape, expected: [n]) }
+        let value = GradientMode.$isRecording.withValue(createGraph) { perSample.mean() }
+        guard value.isFinite else { throw ObjectiveError.nonFinite(what: "the \(name) objective") }
+        return ObjectiveValue(value: value, perSample: perSample.detached(), terms: terms)
+    }
+
+    /// Draws noise from `stream`, then evaluates the model on x.
+    public func evaluate(_ model: some LogDensityModel, at x: Tensor, using stream: RandomStream,
+                         createGraph: Bool = true) throws -> ObjectiveValue {
+        guard x.rank == 2 else { throw ObjectiveError.badBatch(shape: x.shape, expected: "[N, D]") }
+        let noise = drawNoise(points: x.shape[0], dimension: x.shape[1], using: stream)
+        return try evaluate(model.logDensity, at: x, noise: noise, createGraph: createGraph)
+    }
+}

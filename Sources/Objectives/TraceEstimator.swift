@@ -1,0 +1,60 @@
+import Autodiff
+import GSLNumerics
+
+/// An estimator of tr ∇ₓ s(x) per point, the second term of Hyvärinen's objective.
+public protocol TraceEstimator: Sendable {
+    var name: String { get }
+    /// The projections it needs for N points in D dimensions (nil if none).
+    func drawProjections(points: Int, dimension: Int, using stream: RandomStream) -> Tensor?
+    /// tr ∇ₓ s per row, `[N]`, given s = score(of: f, at: x) (with its graph) and the leaf x.
+    func trace(of score: Tensor, at x: Tensor, logDensity: (Tensor) -> Tensor, projections: Tensor?, createGraph: Bool) -> Tensor
+}
+
+/// tr ∇ₓ s = Σᵢ ∂sᵢ/∂xᵢ exactly, as a reverse-mode library does: one backward pass per dimension
+/// (pass i gives row-wise ∇ₓ Σₙ sᵢ(xₙ), of which column i is kept). Cost grows linearly with D.
+public struct ExactTrace: TraceEstimator {
+    public init() {}
+    public var name: String { "exact" }
+    public func drawProjections(points: Int, dimension: Int, using stream: RandomStream) -> Tensor? { nil }
+
+    public func trace(of score: Tensor, at x: Tensor, logDensity: (Tensor) -> Tensor, projections: Tensor?, createGraph: Bool) -> Tensor {
+        let d = x.shape[1]
+        var total: Tensor? = nil
+        for i in 0..<d {
+            let column = gradient(of: score.select(i, alongAxis: 1).sum(), with: x, createGraph: createGraph).select(i, alongAxis: 1)
+            total = total.map { $0 + column } ?? column
+        }
+        return total!
+    }
+}
+
+/// Hutchinson's estimator tr A ≈ (1/n) Σⱼ vⱼᵀ A vⱼ with E[v vᵀ] = I, A = ∇ₓ s (the Hessian of
+/// log p̃), each A vⱼ a Hessian-vector product by one extra backward pass: A v = ∇ₓ (sᵀv).
+public struct HutchinsonTrace: TraceEstimator {
+    public var projection: Projection
+    public var count: Int
+
+    public init(projection: Projection = .rademacher, count: Int = 1) throws {
+        guard count >= 1 else { throw ObjectiveError.invalidProjectionCount(count) }
+        self.projection = projection
+        self.count = count
+    }
+
+    public var name: String { "hutchinson(\(projection.rawValue), n=\(count))" }
+
+    public func drawProjections(points: Int, dimension: Int, using stream: RandomStream) -> Tensor? {
+        projection.draw(count: count, points: points, dimension: dimension, using: stream)
+    }
+
+    public func trace(of score: Tensor, at x: Tensor, logDensity: (Tensor) -> Tensor, projections: Tensor?, createGraph: Bool) -> Tensor {
+        let v = projections!
+        var total: Tensor? = nil
+        for j in 0..<v.shape[0] {
+            let vj = v.select(j, alongAxis: 0)
+            let hv = gradient(of: (score * vj).sum(), with: x, createGraph: createGraph)
+            let quadratic = (hv * vj).sum(alongAxis: 1)
+            total = total.map { $0 + quadratic } ?? quadratic
+        }
+        return total! / Double(v.shape[0])
+    }
+}
