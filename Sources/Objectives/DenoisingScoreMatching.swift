@@ -25,7 +25,7 @@ public struct DenoisingScoreMatching: ScoreObjective {
         ObjectiveNoise(perturbation: stream.normal(shape: [points, dimension]))
     }
 
-    public func terms(of logDensity: (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) -> ObjectiveTerms {
+    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
         let shift = noise.perturbation! * sigma
         let perturbed = (x + shift).requiringGradient()
         let s = score(of: logDensity, at: perturbed)

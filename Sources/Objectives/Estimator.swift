@@ -5,6 +5,13 @@ public enum Estimator: String, CaseIterable, Sendable {
     case ssm
     case ssmVR = "ssm_vr"
     case dsm
+    /// Curvature propagation (Martens et al. 2012); needs a `DiagonalHessianEstimating` model.
+    case cp
+    /// Approximate backpropagation (Kingma & LeCun 2010); needs a `DiagonalHessianEstimating` model.
+    case approxBP = "approx_bp"
+
+    /// Whether the estimator needs a model with layer structure (`DiagonalHessianEstimating`).
+    public var needsLayeredModel: Bool { self == .cp || self == .approxBP }
 
     /// Parses a name, or throws `ObjectiveError.unknownEstimator` listing the valid ones.
     public init(named name: String) throws {
@@ -19,6 +26,8 @@ public enum Estimator: String, CaseIterable, Sendable {
         case .ssm: try SlicedScoreMatching(projection: settings.projection, count: settings.projectionCount)
         case .ssmVR: try ScoreMatching.varianceReduced(projection: settings.projection, count: settings.projectionCount)
         case .dsm: try DenoisingScoreMatching(sigma: settings.sigma)
+        case .cp: ScoreMatching.curvaturePropagation
+        case .approxBP: ScoreMatching.approximateBackpropagation
         }
     }
 }

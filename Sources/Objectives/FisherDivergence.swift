@@ -8,7 +8,7 @@ import GSLNumerics
 /// estimated by the mean over the rows of x. Returns the mean and the per-sample values.
 /// By Hyvärinen's identity F = J(θ) + ½ E‖s_d‖² in expectation, J the score-matching objective;
 /// for N(0, I) data ½ E‖s_d‖² = D/2.
-public func fisherDivergence(of logDensity: (Tensor) -> Tensor, from reference: some ReferenceDistribution,
+public func fisherDivergence(of logDensity: any LogDensityFunction, from reference: some ReferenceDistribution,
                              at x: Tensor) throws -> (mean: Double, perSample: Tensor) {
     guard x.rank == 2, x.shape[0] > 0, x.shape[1] == reference.dimension else {
         throw ObjectiveError.badBatch(shape: x.shape, expected: "[N, \(reference.dimension)] with N ≥ 1")

@@ -1,19 +1,51 @@
 import Autodiff
+import GSLNumerics
 
-/// An unnormalised model density p̃(x; θ): a batch `[N, D]` maps to log p̃ per row, `[N]`.
+/// An unnormalised log-density log p̃: a batch `[N, D]` maps to one value per row, `[N]`.
 /// Row n of the output must depend on row n of the input only (so ∇ₓ Σₙ log p̃(xₙ) gives every
 /// row's score in one backward pass).
-public protocol LogDensityModel {
-    /// log p̃(x; θ) per row: `[N, D]` → `[N]`.
+public protocol LogDensityFunction {
+    /// log p̃(x) per row: `[N, D]` → `[N]`.
     func logDensity(_ x: Tensor) -> Tensor
+}
+
+/// A log-density with trainable parameters θ.
+public protocol LogDensityModel: LogDensityFunction {
     /// θ: tensors that require a gradient.
     var parameters: [Tensor] { get set }
 }
 
+/// A log-density given by a closure.
+public struct LogDensityClosure: LogDensityFunction {
+    public let body: (Tensor) -> Tensor
+    public init(_ body: @escaping (Tensor) -> Tensor) { self.body = body }
+    public func logDensity(_ x: Tensor) -> Tensor { body(x) }
+}
+
+/// How to estimate the diagonal of the Hessian ∇ₓ² log p̃ by a special backward pass.
+public enum DiagonalHessianMethod {
+    /// Becker & LeCun (1988) / Kingma & LeCun (2010): the backward pass carries h ≈ diag ∇²,
+    /// dropping off-diagonal terms: linear y = W x gives h_x = (W∘W)ᵀ h_y; elementwise y = f(a)
+    /// gives h_a = f″(a) g + f′(a)² h.
+    case approximateBackpropagation
+    /// Martens, Sutskever & Swersky (2012): the backward pass carries a complex vector S with
+    /// E[S Sᵀ] = ∇², injecting √M ∘ v (v Rademacher, fresh at each node; negative curvature in
+    /// the imaginary part) at every node with local curvature M; diag ∇² ≈ Re(S∘S) = S_r² − S_i².
+    case curvaturePropagation(RandomStream)
+}
+
+/// A log-density whose layer structure supports the special backward passes of approximate
+/// backpropagation and curvature propagation.
+public protocol DiagonalHessianEstimating: LogDensityFunction {
+    /// The exact score ∇ₓ log p̃ and an estimate of diag ∇ₓ² log p̃, both `[N, D]`, written with
+    /// differentiable operations (parameter gradients flow through both).
+    func scoreAndDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor)
+}
+
 /// The model score s(x) = ∇ₓ log p̃(x) per row, `[N, D]`, kept in the graph so that it can be
 /// differentiated again (for ∇ₓ s and for parameter gradients). `x` must require a gradient.
-public func score(of logDensity: (Tensor) -> Tensor, at x: Tensor) -> Tensor {
+public func score(of f: any LogDensityFunction, at x: Tensor) -> Tensor {
     GradientMode.$isRecording.withValue(true) {
-        gradient(of: logDensity(x).sum(), with: x, createGraph: true)
+        gradient(of: f.logDensity(x).sum(), with: x, createGraph: true)
     }
 }

@@ -7,6 +7,7 @@ public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
     case badBatch(shape: [Int], expected: String)
     case badModelOutput(shape: [Int], expected: [Int])
     case nonFinite(what: String)
+    case needsLayeredModel(estimator: String)
 
     public var description: String {
         switch self {
@@ -22,6 +23,8 @@ public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
             "data batch has shape \(shape), expected \(expected)"
         case let .badModelOutput(shape, expected):
             "the model's log-density has shape \(shape), expected \(expected) (one value per row of the batch)"
+        case let .needsLayeredModel(estimator):
+            "the \(estimator) estimator needs a model with layer structure (DiagonalHessianEstimating, e.g. DKEF); this model is only a log-density"
         case let .nonFinite(what):
             "\(what) is not finite (NaN or infinity)"
         }

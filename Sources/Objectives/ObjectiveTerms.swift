@@ -7,10 +7,31 @@ public struct ObjectiveNoise: Sendable {
     public var projections: Tensor?
     /// Standard normal draws ε `[N, D]` (DSM's perturbation x̃ = x + σε).
     public var perturbation: Tensor?
+    /// Seed of the stream curvature propagation draws its node-wise Rademacher noise from (the
+    /// noise's shapes follow the model's layers, so it is drawn during the backward pass).
+    public var curvatureSeed: UInt64?
 
-    public init(projections: Tensor? = nil, perturbation: Tensor? = nil) {
+    public init(projections: Tensor? = nil, perturbation: Tensor? = nil, curvatureSeed: UInt64? = nil) {
         self.projections = projections
         self.perturbation = perturbation
+        self.curvatureSeed = curvatureSeed
+    }
+
+    /// The draws of each point repeated `times` times in a row (point i becomes rows
+    /// i·times ..< (i+1)·times), for evaluating several functions at the same point with the
+    /// same draws. The curvature seed is kept.
+    public func repeatingPoints(_ times: Int) -> ObjectiveNoise {
+        func repeated(_ t: Tensor, pointAxis: Int) -> Tensor {
+            var shape = t.shape
+            let expanded = t.expandingShape(at: pointAxis + 1)
+            var target = expanded.shape
+            target[pointAxis + 1] = times
+            shape[pointAxis] *= times
+            return withoutGradients { expanded.expanded(to: target).reshaped(shape) }
+        }
+        return ObjectiveNoise(projections: projections.map { repeated($0, pointAxis: 1) },
+                              perturbation: perturbation.map { repeated($0, pointAxis: 0) },
+                              curvatureSeed: curvatureSeed)
     }
 
     public static let none = ObjectiveNoise()

@@ -7,7 +7,9 @@ import GSLNumerics
 ///
 /// With `ExactTrace` this is exact score matching ("sm"); with `HutchinsonTrace` it is the
 /// variance-reduced sliced score matching of Song et al. (2019), SSM-VR ("ssm_vr"):
-/// ½ ‖s‖² + vᵀ (∇ₓ s) v, unbiased for J because E[v vᵀ] = I.
+/// ½ ‖s‖² + vᵀ (∇ₓ s) v, unbiased for J because E[v vᵀ] = I; with
+/// `CurvaturePropagationTrace` ("cp") and `ApproximateBackpropagationTrace` ("approx_bp") it is
+/// the paper's two baselines.
 /// Terms: residual s `[N, D]`, linear term the trace estimate `[N]`.
 public struct ScoreMatching<Trace: TraceEstimator>: ScoreObjective {
     public var traceEstimator: Trace
@@ -21,13 +23,13 @@ public struct ScoreMatching<Trace: TraceEstimator>: ScoreObjective {
     public var description: String { "\(name): ½‖s‖² + tr ∇s by \(traceEstimator.name)" }
 
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise {
-        ObjectiveNoise(projections: traceEstimator.drawProjections(points: points, dimension: dimension, using: stream))
+        traceEstimator.drawNoise(points: points, dimension: dimension, using: stream)
     }
 
-    public func terms(of logDensity: (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) -> ObjectiveTerms {
+    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
         let leaf = x.requiringGradient()
         let s = score(of: logDensity, at: leaf)
-        let trace = traceEstimator.trace(of: s, at: leaf, logDensity: logDensity, projections: noise.projections, createGraph: createGraph)
+        let trace = try traceEstimator.trace(of: s, at: leaf, logDensity: logDensity, noise: noise, createGraph: createGraph)
         return ObjectiveTerms(residual: s, linear: trace)
     }
 }
@@ -41,5 +43,17 @@ extension ScoreMatching where Trace == HutchinsonTrace {
     /// SSM-VR: ½ ‖s‖² + (1/n) Σⱼ vⱼᵀ ∇ₓs vⱼ.
     public static func varianceReduced(projection: Projection = .rademacher, count: Int = 1) throws -> Self {
         ScoreMatching(trace: try HutchinsonTrace(projection: projection, count: count), name: Estimator.ssmVR.rawValue)
+    }
+}
+
+extension ScoreMatching where Trace == CurvaturePropagationTrace {
+    /// Curvature propagation: ½ ‖s‖² + Σᵢ (S_r² − S_i²)ᵢ.
+    public static var curvaturePropagation: Self { ScoreMatching(trace: CurvaturePropagationTrace(), name: Estimator.cp.rawValue) }
+}
+
+extension ScoreMatching where Trace == ApproximateBackpropagationTrace {
+    /// Approximate backpropagation: ½ ‖s‖² + Σᵢ hᵢ.
+    public static var approximateBackpropagation: Self {
+        ScoreMatching(trace: ApproximateBackpropagationTrace(), name: Estimator.approxBP.rawValue)
     }
 }

@@ -15,24 +15,24 @@ public protocol ScoreObjective: CustomStringConvertible {
     func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise
 
     /// The per-point terms at x. Called with gradient recording on; x is a constant.
-    func terms(of logDensity: (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) -> ObjectiveTerms
+    func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms
 }
 
 extension ScoreObjective {
-    /// Evaluates the objective of `logDensity` on the batch x with the given draws.
+    /// Evaluates the objective of the log-density f on the batch x with the given draws.
     /// - Parameter createGraph: keep the result differentiable in the model's parameters (training);
     ///   false for evaluation, where no graph outlives the call.
     /// - Throws: `ObjectiveError` for a batch that is not `[N, D]` with N, D ≥ 1, a model output
-    ///   that is not `[N]`, or a non-finite value.
-    public func evaluate(_ logDensity: (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise,
+    ///   that is not `[N]`, a model the estimator cannot handle, or a non-finite value.
+    public func evaluate(_ f: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise,
                          createGraph: Bool = true) throws -> ObjectiveValue {
         guard x.rank == 2, x.shape[0] > 0, x.shape[1] > 0 else { throw ObjectiveError.badBatch(shape: x.shape, expected: "[N, D] with N, D ≥ 1") }
         guard x.isFinite else { throw ObjectiveError.nonFinite(what: "the data batch") }
         let n = x.shape[0]
-        let outputShape = withoutGradients { logDensity(x.slice(0..<1, alongAxis: 0)).shape }
+        let outputShape = withoutGradients { f.logDensity(x.slice(0..<1, alongAxis: 0)).shape }
         guard outputShape == [1] else { throw ObjectiveError.badModelOutput(shape: outputShape, expected: [1]) }
-        var terms = GradientMode.$isRecording.withValue(true) {
-            self.terms(of: logDensity, at: x.detached(), noise: noise, createGraph: createGraph)
+        var terms = try GradientMode.$isRecording.withValue(true) {
+            try self.terms(of: f, at: x.detached(), noise: noise, createGraph: createGraph)
         }
         if !createGraph { terms = terms.detached() }
         let perSample = GradientMode.$isRecording.withValue(createGraph) { terms.perSample }
@@ -42,11 +42,17 @@ extension ScoreObjective {
         return ObjectiveValue(value: value, perSample: perSample.detached(), terms: terms)
     }
 
-    /// Draws noise from `stream`, then evaluates the model on x.
-    public func evaluate(_ model: some LogDensityModel, at x: Tensor, using stream: RandomStream,
+    /// Evaluates a log-density given as a closure.
+    public func evaluate(_ f: @escaping (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise,
+                         createGraph: Bool = true) throws -> ObjectiveValue {
+        try evaluate(LogDensityClosure(f), at: x, noise: noise, createGraph: createGraph)
+    }
+
+    /// Draws noise from `stream`, then evaluates f on x.
+    public func evaluate(_ f: any LogDensityFunction, at x: Tensor, using stream: RandomStream,
                          createGraph: Bool = true) throws -> ObjectiveValue {
         guard x.rank == 2 else { throw ObjectiveError.badBatch(shape: x.shape, expected: "[N, D]") }
         let noise = drawNoise(points: x.shape[0], dimension: x.shape[1], using: stream)
-        return try evaluate(model.logDensity, at: x, noise: noise, createGraph: createGraph)
+        return try evaluate(f, at: x, noise: noise, createGraph: createGraph)
     }
 }

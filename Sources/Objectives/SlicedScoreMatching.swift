@@ -26,7 +26,7 @@ public struct SlicedScoreMatching: ScoreObjective {
         ObjectiveNoise(projections: projection.draw(count: count, points: points, dimension: dimension, using: stream))
     }
 
-    public func terms(of logDensity: (Tensor) -> Tensor, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) -> ObjectiveTerms {
+    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
         let v = noise.projections!
         let leaf = x.requiringGradient()
         let s = score(of: logDensity, at: leaf)

@@ -4,10 +4,11 @@ import GSLNumerics
 /// An estimator of tr ∇ₓ s(x) per point, the second term of Hyvärinen's objective.
 public protocol TraceEstimator: Sendable {
     var name: String { get }
-    /// The projections it needs for N points in D dimensions (nil if none).
-    func drawProjections(points: Int, dimension: Int, using stream: RandomStream) -> Tensor?
+    /// The random draws it needs for N points in D dimensions.
+    func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise
     /// tr ∇ₓ s per row, `[N]`, given s = score(of: f, at: x) (with its graph) and the leaf x.
-    func trace(of score: Tensor, at x: Tensor, logDensity: (Tensor) -> Tensor, projections: Tensor?, createGraph: Bool) -> Tensor
+    func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+               createGraph: Bool) throws -> Tensor
 }
 
 /// tr ∇ₓ s = Σᵢ ∂sᵢ/∂xᵢ exactly, as a reverse-mode library does: one backward pass per dimension
@@ -15,9 +16,10 @@ public protocol TraceEstimator: Sendable {
 public struct ExactTrace: TraceEstimator {
     public init() {}
     public var name: String { "exact" }
-    public func drawProjections(points: Int, dimension: Int, using stream: RandomStream) -> Tensor? { nil }
+    public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
 
-    public func trace(of score: Tensor, at x: Tensor, logDensity: (Tensor) -> Tensor, projections: Tensor?, createGraph: Bool) -> Tensor {
+    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+                      createGraph: Bool) -> Tensor {
         let d = x.shape[1]
         var total: Tensor? = nil
         for i in 0..<d {
@@ -42,12 +44,13 @@ public struct HutchinsonTrace: TraceEstimator {
 
     public var name: String { "hutchinson(\(projection.rawValue), n=\(count))" }
 
-    public func drawProjections(points: Int, dimension: Int, using stream: RandomStream) -> Tensor? {
-        projection.draw(count: count, points: points, dimension: dimension, using: stream)
+    public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise {
+        ObjectiveNoise(projections: projection.draw(count: count, points: points, dimension: dimension, using: stream))
     }
 
-    public func trace(of score: Tensor, at x: Tensor, logDensity: (Tensor) -> Tensor, projections: Tensor?, createGraph: Bool) -> Tensor {
-        let v = projections!
+    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+                      createGraph: Bool) -> Tensor {
+        let v = noise.projections!
         var total: Tensor? = nil
         for j in 0..<v.shape[0] {
             let vj = v.select(j, alongAxis: 0)
@@ -56,5 +59,38 @@ public struct HutchinsonTrace: TraceEstimator {
             total = total.map { $0 + quadratic } ?? quadratic
         }
         return total! / Double(v.shape[0])
+    }
+}
+
+/// tr ∇ₓ s ≈ Σᵢ hᵢ, h the diagonal of the Hessian carried by approximate backpropagation
+/// (Becker & LeCun 1988; Kingma & LeCun 2010). Biased where the Hessian has off-diagonal terms;
+/// exact where it is diagonal. Needs a model with layer structure (`DiagonalHessianEstimating`).
+public struct ApproximateBackpropagationTrace: TraceEstimator {
+    public init() {}
+    public var name: String { "approximate backpropagation" }
+    public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
+
+    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+                      createGraph: Bool) throws -> Tensor {
+        guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.approxBP.rawValue) }
+        return layered.scoreAndDiagonalHessian(at: x.detached(), method: .approximateBackpropagation).diagonal.sum(alongAxis: 1)
+    }
+}
+
+/// tr ∇ₓ s ≈ Σᵢ (S_r² − S_i²)ᵢ by curvature propagation (Martens, Sutskever & Swersky 2012):
+/// unbiased, with node-wise Rademacher noise from a stream seeded by `noise.curvatureSeed`.
+/// Needs a model with layer structure (`DiagonalHessianEstimating`).
+public struct CurvaturePropagationTrace: TraceEstimator {
+    public init() {}
+    public var name: String { "curvature propagation" }
+    public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise {
+        ObjectiveNoise(curvatureSeed: UInt64(stream.integer(below: Int(Int32.max))))
+    }
+
+    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+                      createGraph: Bool) throws -> Tensor {
+        guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.cp.rawValue) }
+        let stream = RandomStream(seed: noise.curvatureSeed ?? 0)
+        return layered.scoreAndDiagonalHessian(at: x.detached(), method: .curvaturePropagation(stream)).diagonal.sum(alongAxis: 1)
     }
 }
