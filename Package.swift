@@ -7,6 +7,7 @@
 //   GSLNumerics     — seeded random streams and exact reference densities and scores (GSL)
 //   ResultsStore    — atomic HDF5 result files (HDF5)
 //   Objectives      — the score-matching losses (SM, SSM, SSM-VR, DSM), trace estimators, Fisher divergence
+//   DKEFModel       — the deep kernel exponential family, its closed-form α, CP and Approx BP passes
 //   Training        — optimisers (Adam, gradient clipping)
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
@@ -18,6 +19,7 @@ let package = Package(
         .library(name: "GSLNumerics", targets: ["GSLNumerics"]),
         .library(name: "ResultsStore", targets: ["ResultsStore"]),
         .library(name: "Objectives", targets: ["Objectives"]),
+        .library(name: "DKEFModel", targets: ["DKEFModel"]),
         .library(name: "Training", targets: ["Training"]),
         .executable(name: "bench-core", targets: ["BenchCore"]),
     ],
@@ -36,6 +38,7 @@ let package = Package(
         .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"]),
         .target(name: "ResultsStore", dependencies: ["CHDF5"]),
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"]),
+        .target(name: "DKEFModel", dependencies: ["Autodiff", "GSLNumerics", "Objectives"]),
         .target(name: "Training", dependencies: ["Autodiff"]),
         .executableTarget(name: "BenchCore",
                           dependencies: ["Autodiff", "GSLNumerics", "Objectives", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -44,6 +47,7 @@ let package = Package(
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff"]),
         .testTarget(name: "GSLNumericsTests", dependencies: ["GSLNumerics", "Autodiff"]),
         .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"]),
+        .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"]),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"]),
     ]
 )

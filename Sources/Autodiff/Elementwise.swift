@@ -56,6 +56,16 @@ extension Tensor {
         return unary({ Foundation.pow($0, p) }) { g, x, _ in g * x.pow(p - 1) * p }
     }
 
+    /// √max(x, 0); x̄ = ȳ / (2y) where x > 0 and 0 elsewhere (written m ȳ / (2y + 1 − m) with the
+    /// constant mask m = 1[x > 0], so no ∞·0 arises at x ≤ 0, at any order). Curvature
+    /// propagation's √M⁺ and √M⁻.
+    public func squareRootOfPositivePart() -> Tensor {
+        unary({ $0 > 0 ? Foundation.sqrt($0) : 0 }) { g, x, y in
+            let m = x.step()
+            return g * m / (y * 2 + (1 - m))
+        }
+    }
+
     /// max(x, 0); x̄ = 1[x > 0] ⊙ ȳ (the mask is constant: relu″ = 0 almost everywhere).
     public func relu() -> Tensor { unary({ Swift.max($0, 0) }) { g, x, _ in g * x.step() } }
 

@@ -74,6 +74,7 @@ let opCases: [OpCase] = {
         .unary("pow 3 (any sign)") { $0.pow(3) },
         .unary("pow -1", positive: true) { $0.pow(-1) },
         .unary("relu (away from 0)", awayFromZero: true) { $0.relu() * $0 },
+        .unary("sqrt of positive part (away from 0)", awayFromZero: true) { $0.squareRootOfPositivePart() + (-$0).squareRootOfPositivePart() * 2 },
         .unary("sign and step are constants", awayFromZero: true) { $0 * $0.sign() + $0.step() },
         // Layout.
         .unary("reshape") { $0.reshaped([-1]).reshaped([1, -1]) * 1.5 },

@@ -49,6 +49,15 @@ import Testing
         #expect(gs[1].scalars == [16, 24])
     }
 
+    /// √max(x, 0) has zero derivative (not NaN) where x ≤ 0, also at second order.
+    @Test func squareRootOfPositivePartIsFiniteAtZero() {
+        let x = Tensor([-1, 0, 4]).requiringGradient()
+        let g = gradient(of: x.squareRootOfPositivePart().sum(), with: x, createGraph: true)
+        #expect(g.scalars == [0, 0, 0.25])
+        let h = gradient(of: g.sum(), with: x)
+        #expect(h.scalars == [0, 0, -1.0 / 32])
+    }
+
     /// A long chain is walked without recursion (no stack overflow).
     @Test func longChain() {
         let x = Tensor([1.0]).requiringGradient()

@@ -1,0 +1,178 @@
+import Autodiff
+import GSLNumerics
+import Objectives
+
+/// Approximate backpropagation and curvature propagation through DKEF's layers: one backward pass
+/// that carries, next to the exact gradient g = ∂y/∂u, a second quantity for diag ∂²y/∂u²:
+///
+/// * Approx BP carries h ≈ diag ∂²y/∂u² (Becker & LeCun 1988), dropping off-diagonal terms:
+///   linear u ↦ u W: h_in = h_out (W∘W)ᵀ; a node y = f(u) with local gradient f′ and local
+///   Hessian diagonal f″: h_u = f″ g_y + f′² h_y.
+/// * CP carries S = S_r + i S_i with E[S Sᵀ] = ∂²y/∂u² (Martens et al. 2012): linear maps
+///   propagate S by Jᵀ; a node with local curvature M = g_y f″ adds √M⁺ v to S_r and √M⁻ v to
+///   S_i (v Rademacher, fresh per node and element). diag ∂²y/∂u² ≈ S_r² − S_i², unbiased.
+///
+/// The nodes of DKEF are: q₀ (exact: g = −x/σ₀², curvature −1/σ₀²); per kernel j and inducing
+/// point p the exp node k = eᵉ (f′ = f″ = k) and the scaled distance e = −‖φ − φ_p‖²/(2h)
+/// (∂e/∂φ = −(φ − φ_p)/h, ∂²e/∂φ² = −I/h); then the feature net's linear and softplus layers
+/// (softplus′ = σ, softplus″ = σ(1 − σ)) and its linear skip. Contributions of the M inducing
+/// points are summed at φ before the net (exact for Approx BP, whose rules are linear in (g, h);
+/// for CP this is curvature propagation on the summed graph, equally unbiased).
+/// Approx BP is exact only where every node's Hessian is diagonal; besides dense layers it also
+/// drops the cross term where x fans out into the net and the skip and both reach the nonlinear
+/// kernel (2 g″ f′ w_s in one dimension). Additive fan-outs (over inducing points and kernels)
+/// are exact. Everything is written with differentiable tensor operations, so parameter
+/// gradients flow.
+extension DKEF {
+    enum Partners {
+        /// Each row against all M inducing points, output Σ_m α_m k(x, z_m).
+        case all(alpha: Tensor)
+        /// Rows in groups of M, row r against z_{r mod M} only, output k(x_r, z_{r mod M}).
+        case paired
+    }
+
+    /// The second channel of the backward pass.
+    enum Curvature {
+        case approximate(h: Tensor)
+        case propagated(real: Tensor, imaginary: Tensor)
+
+        /// Through u ↦ u W (W `[in, out]`, rows are points; also batched `[N, P, out]`).
+        func throughLinear(_ w: Tensor) -> Curvature {
+            switch self {
+            case let .approximate(h): .approximate(h: Tensor.matmul(h, w.square(), transposeB: true))
+            case let .propagated(r, i): .propagated(real: Tensor.matmul(r, w, transposeB: true), imaginary: Tensor.matmul(i, w, transposeB: true))
+            }
+        }
+
+        /// Through a node y = f(u) acting elementwise (or with a diagonal local Hessian): local
+        /// gradient `slope`, local second derivative `bend`, incoming gradient `g`.
+        func throughNode(slope: Tensor, bend: Tensor, gradient g: Tensor, noise: RandomStream?) -> Curvature {
+            switch self {
+            case let .approximate(h):
+                return .approximate(h: bend * g + slope.square() * h)
+            case let .propagated(r, i):
+                let m = bend * g
+                let v = noise!.rademacher(shape: m.shape)
+                return .propagated(real: slope * r + m.squareRootOfPositivePart() * v,
+                                   imaginary: slope * i + (-m).squareRootOfPositivePart() * v)
+            }
+        }
+
+        static func + (a: Curvature, b: Curvature) -> Curvature {
+            switch (a, b) {
+            case let (.approximate(x), .approximate(y)): .approximate(h: x + y)
+            case let (.propagated(r1, i1), .propagated(r2, i2)): .propagated(real: r1 + r2, imaginary: i1 + i2)
+            default: preconditionFailure("mixed curvature channels")
+            }
+        }
+
+        func summed(alongAxis axis: Int) -> Curvature {
+            switch self {
+            case let .approximate(h): .approximate(h: h.sum(alongAxis: axis))
+            case let .propagated(r, i): .propagated(real: r.sum(alongAxis: axis), imaginary: i.sum(alongAxis: axis))
+            }
+        }
+
+        /// The estimate of diag ∂²y/∂u².
+        var diagonal: Tensor {
+            switch self {
+            case let .approximate(h): h
+            case let .propagated(r, i): r.square() - i.square()
+            }
+        }
+    }
+
+    /// (∇ₓ y, diag estimate), both `[N, D]`, for y = [log q₀] + Σ_j w_j Σ_p c_p k_j(x, z_p).
+    func propagate(_ x: Tensor, partners: Partners?, includeBase: Bool, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
+        let (n, d) = (x.shape[0], x.shape[1])
+        let noise: RandomStream?
+        if case let .curvaturePropagation(stream) = method { noise = stream } else { noise = nil }
+        func zeroCurvature(_ shape: [Int]) -> Curvature {
+            noise == nil ? .approximate(h: Tensor.zeros(shape)) : .propagated(real: Tensor.zeros(shape), imaginary: Tensor.zeros(shape))
+        }
+
+        var g = Tensor.zeros([n, d])
+        var curvature = zeroCurvature([n, d])
+        if includeBase {
+            // log q₀ = −‖x‖²/(2σ₀²): gradient −x/σ₀², local Hessian −I/σ₀² (exact, diagonal).
+            let s2 = configuration.baseSigma * configuration.baseSigma
+            g = x * (-1 / s2)
+            let bend = Tensor(repeating: -1 / s2, shape: [n, d])
+            curvature = zeroCurvature([n, d]).throughNode(slope: Tensor.zeros([n, d]), bend: bend, gradient: Tensor.ones([n, d]), noise: noise)
+        }
+
+        guard let partners else { return (g, curvature.diagonal) }
+        let w = kernelWeights
+        for j in 0..<configuration.kernelCount {
+            let pass = features(j, x)
+            let fz = features(j, inducingPoints).phi                       // [M, H]
+            let h = bandwidth(j)
+            // Rows against partners: diff [N, P, H], coefficients c [·, P].
+            let diff: Tensor, c: Tensor
+            switch partners {
+            case let .all(alpha):
+                diff = pass.phi.expandingShape(at: 1) - fz.expandingShape(at: 0)
+                c = (alpha * w.select(j, alongAxis: 0)).expandingShape(at: 0)
+            case .paired:
+                let m = configuration.inducingPoints
+                diff = (pass.phi.reshaped([n / m, m, -1]) - fz).reshaped([n, 1, -1])
+                c = w.select(j, alongAxis: 0).reshaped([1, 1])
+            }
+            let distance = diff.square().sum(alongAxis: 2)                // [N, P]
+            let k = (distance / (h * -2)).exp()                            // [N, P]
+            // exp node: y = Σ c k; g_k = c; f′ = f″ = k.
+            let gk = c.expanded(to: k.shape)
+            let ge = gk * k
+            let ce = zeroCurvature(k.shape).throughNode(slope: k, bend: k, gradient: gk, noise: noise)
+            // Scaled distance node e(φ): ∂e/∂φ = −diff/h, ∂²e/∂φ² = −I/h.
+            let slope = diff / (-h)                                         // [N, P, H]
+            let geExpanded = ge.expandingShape(at: 2)
+            let gPhi = geExpanded * slope
+            var cPhi: Curvature
+            switch ce {
+            case let .approximate(he):
+                cPhi = .approximate(h: slope.square() * he.expandingShape(at: 2) + geExpanded / (-h))
+            case let .propagated(re, ie):
+                let m = (geExpanded / (-h)).expanded(to: slope.shape)
+                let v = noise!.rademacher(shape: slope.shape)
+                cPhi = .propagated(real: slope * re.expandingShape(at: 2) + m.squareRootOfPositivePart() * v,
+                                   imaginary: slope * ie.expandingShape(at: 2) + (-m).squareRootOfPositivePart() * v)
+            }
+            // Sum over partners, then back through the feature net.
+            let (gx, cx) = featureNetBackward(j, pass, gradient: gPhi.sum(alongAxis: 1), curvature: cPhi.summed(alongAxis: 1), noise: noise)
+            g = g + gx
+            curvature = curvature + cx
+        }
+        return (g, curvature.diagonal)
+    }
+
+    /// From (g, curvature) at φ_j(x) `[N, H]` back to x `[N, D]` through feature net j: the
+    /// linear skip, W₃, softplus, W₂, softplus, W₁.
+    func featureNetBackward(_ j: Int, _ pass: FeaturePass, gradient gPhi: Tensor, curvature cPhi: Curvature,
+                            noise: RandomStream?) -> (Tensor, Curvature) {
+        var gUp = gPhi, cUp = cPhi
+        let gSkip = Tensor.matmul(gUp, layer(j, 6), transposeB: true)
+        let cSkip = cUp.throughLinear(layer(j, 6))
+        for (weight, preActivation) in [(layer(j, 4), pass.a2), (layer(j, 2), pass.a1)] {
+            let gS = Tensor.matmul(gUp, weight, transposeB: true)
+            let cS = cUp.throughLinear(weight)
+            let sigma = preActivation.sigmoid()
+            gUp = sigma * gS
+            cUp = cS.throughNode(slope: sigma, bend: sigma * (1 - sigma), gradient: gS, noise: noise)
+        }
+        return (Tensor.matmul(gUp, layer(j, 0), transposeB: true) + gSkip, cUp.throughLinear(layer(j, 0)) + cSkip)
+    }
+
+    /// For tests of the feature-net rules alone: (∇ₓ y, diag estimate) for y = φ_j(x) · head,
+    /// head `[H]`.
+    func featureNetScoreAndDiagonal(_ j: Int, _ x: Tensor, head: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
+        let noise: RandomStream?
+        if case let .curvaturePropagation(stream) = method { noise = stream } else { noise = nil }
+        let pass = features(j, x)
+        let gPhi = head.expandingShape(at: 0).expanded(to: pass.phi.shape)
+        let zero = Tensor.zeros(pass.phi.shape)
+        let c: Curvature = noise == nil ? .approximate(h: zero) : .propagated(real: zero, imaginary: zero)
+        let (g, curvature) = featureNetBackward(j, pass, gradient: gPhi, curvature: c, noise: noise)
+        return (g, curvature.diagonal)
+    }
+}

@@ -1,0 +1,180 @@
+import Autodiff
+import GSLNumerics
+import Objectives
+
+/// A deep kernel exponential family (Wenliang et al. 2019) as in the authors' code:
+///
+///     log p̃(x) = log q₀(x) + Σ_m α_m k(x, z_m),   log q₀(x) = −‖x‖² / (2σ₀²),
+///     k(x, z) = Σ_j w_j exp(−‖φ_j(x) − φ_j(z)‖² / (2 · 10^{l_j})),   w = softmax(u),
+///     φ_j(x) = W₃ softplus(W₂ softplus(W₁ x + b₁) + b₂) + b₃ + W_s x
+///
+/// (the bandwidth 10^{l_j} is not squared, as in the authors' code). Rows are points; a weight
+/// W is stored `[in, out]`, so a layer is x W + b. α is not a parameter: it is the closed-form
+/// minimiser of the training objective (`QuadraticSystem`).
+///
+/// The parameters θ, in `parameters` order: z `[M, D]`; per kernel j: W₁ `[D, H]`, b₁ `[H]`,
+/// W₂ `[H, H]`, b₂ `[H]`, W₃ `[H, H]`, b₃ `[H]`, W_s `[D, H]`; l `[K]`; u `[K]`; log₁₀ λ `[]`.
+public struct DKEF: LogDensityModel {
+    public let configuration: DKEFConfiguration
+    public var parameters: [Tensor]
+
+    static let layerNames = ["W1", "b1", "W2", "b2", "W3", "b3", "Wskip"]
+
+    /// Parameters drawn as in the authors' code: weights and biases N(0, 1)/√(out features);
+    /// l_j, u = 0 and log₁₀ λ from the configuration.
+    /// - Parameter inducingPoints: z `[M, D]`, e.g. random training points.
+    public init(_ configuration: DKEFConfiguration, inducingPoints z: Tensor, using stream: RandomStream) throws {
+        try configuration.validate()
+        let (d, m, h) = (configuration.dimension, configuration.inducingPoints, configuration.hiddenWidth)
+        guard z.shape == [m, d] else { throw DKEFError.badInducingPoints(shape: z.shape, expected: [m, d]) }
+        var p: [Tensor] = [z.detached()]
+        for _ in 0..<configuration.kernelCount {
+            for (shape, out) in [([d, h], h), ([h], h), ([h, h], h), ([h], h), ([h, h], h), ([h], h), ([d, h], h)] {
+                p.append(stream.normal(shape: shape) / Double(out).squareRoot())
+            }
+        }
+        p.append(Tensor(configuration.initialLogBandwidths))
+        p.append(Tensor.zeros([configuration.kernelCount]))
+        p.append(Tensor(configuration.initialLogLambda))
+        self.configuration = configuration
+        self.parameters = p.map { $0.requiringGradient() }
+    }
+
+    /// A model with given parameter values (checkpoints); shapes are checked.
+    public init(_ configuration: DKEFConfiguration, parameters: [Tensor]) throws {
+        try configuration.validate()
+        let expected = DKEF.parameterShapes(configuration)
+        guard parameters.map(\.shape) == expected else {
+            throw DKEFError.badParameters("shapes \(parameters.map(\.shape)) do not match the configuration's \(expected)")
+        }
+        self.configuration = configuration
+        self.parameters = parameters.map { $0.requiresGradient ? $0 : $0.requiringGradient() }
+    }
+
+    /// The parameter names, in `parameters` order ("z", "kernel0.W1", …, "logBandwidths",
+    /// "kernelLogits", "logLambda").
+    public static func parameterNames(_ configuration: DKEFConfiguration) -> [String] {
+        ["z"] + (0..<configuration.kernelCount).flatMap { j in layerNames.map { "kernel\(j).\($0)" } }
+            + ["logBandwidths", "kernelLogits", "logLambda"]
+    }
+
+    public static func parameterShapes(_ c: DKEFConfiguration) -> [[Int]] {
+        let (d, h) = (c.dimension, c.hiddenWidth)
+        return [[c.inducingPoints, d]] + (0..<c.kernelCount).flatMap { _ in [[d, h], [h], [h, h], [h], [h, h], [h], [d, h]] }
+            + [[c.kernelCount], [c.kernelCount], []]
+    }
+
+    // MARK: Named access
+
+    public var inducingPoints: Tensor { parameters[0] }
+    func layer(_ kernel: Int, _ index: Int) -> Tensor { parameters[1 + 7 * kernel + index] }
+    var logBandwidths: Tensor { parameters[1 + 7 * configuration.kernelCount] }
+    var kernelLogits: Tensor { parameters[2 + 7 * configuration.kernelCount] }
+    /// log₁₀ λ.
+    public var logLambda: Tensor { parameters[3 + 7 * configuration.kernelCount] }
+    /// Index of log₁₀ λ in `parameters`.
+    public var logLambdaIndex: Int { 3 + 7 * configuration.kernelCount }
+
+    /// w = softmax(u), `[K]`.
+    var kernelWeights: Tensor { kernelLogits.softmax(alongAxis: 0) }
+    /// 10^{l_j} for kernel j, `[]`.
+    func bandwidth(_ j: Int) -> Tensor { (logBandwidths.select(j, alongAxis: 0) * Foundation_log10).exp() }
+
+    // MARK: Pieces
+
+    /// The forward pass of feature net j with its intermediate values.
+    struct FeaturePass {
+        var a1: Tensor, s1: Tensor, a2: Tensor, s2: Tensor, phi: Tensor
+    }
+
+    func features(_ j: Int, _ x: Tensor) -> FeaturePass {
+        let a1 = Tensor.matmul(x, layer(j, 0)) + layer(j, 1)
+        let s1 = a1.softplus()
+        let a2 = Tensor.matmul(s1, layer(j, 2)) + layer(j, 3)
+        let s2 = a2.softplus()
+        let phi = Tensor.matmul(s2, layer(j, 4)) + layer(j, 5) + Tensor.matmul(x, layer(j, 6))
+        return FeaturePass(a1: a1, s1: s1, a2: a2, s2: s2, phi: phi)
+    }
+
+    /// log q₀(x) = −‖x‖² / (2σ₀²), `[N]`.
+    func baseLogDensity(_ x: Tensor) -> Tensor {
+        x.square().sum(alongAxis: 1) * (-0.5 / (configuration.baseSigma * configuration.baseSigma))
+    }
+
+    /// The kernel matrix k(x, z_m) = Σ_j w_j K_j, `[N, M]`, with the squared distances from one
+    /// GEMM: ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b.
+    public func kernelMatrix(_ x: Tensor) -> Tensor {
+        let z = inducingPoints, w = kernelWeights
+        var total: Tensor? = nil
+        for j in 0..<configuration.kernelCount {
+            let fx = features(j, x).phi, fz = features(j, z).phi
+            let distance = fx.square().sum(alongAxis: 1, keepingDimensions: true) + fz.square().sum(alongAxis: 1).expandingShape(at: 0)
+                - Tensor.matmul(fx, fz, transposeB: true) * 2
+            let kj = (distance / (bandwidth(j) * -2)).exp() * w.select(j, alongAxis: 0)
+            total = total.map { $0 + kj } ?? kj
+        }
+        return total!
+    }
+
+    /// log p̃(x) with the given α `[M]`, `[N]`.
+    public func logDensity(_ x: Tensor, alpha: Tensor) -> Tensor {
+        baseLogDensity(x) + Tensor.matmul(kernelMatrix(x), alpha.reshaped([-1, 1])).reshaped([-1])
+    }
+
+    /// `LogDensityModel`: log p̃ with α = 0 (the base density); use `density(alpha:)` for a fitted model.
+    public func logDensity(_ x: Tensor) -> Tensor { baseLogDensity(x) }
+
+    /// The model density with coefficients α, as a log-density function with layer structure.
+    public func density(alpha: Tensor) -> Density { Density(model: self, alpha: alpha) }
+    /// log q₀ alone.
+    public var base: Base { Base(model: self) }
+    /// The basis functions x ↦ k(x, z_m) on repeated rows (see `Basis`).
+    public var basis: Basis { Basis(model: self) }
+
+    /// log p̃ = log q₀ + Σ_m α_m k(·, z_m).
+    public struct Density: DiagonalHessianEstimating {
+        public let model: DKEF
+        public let alpha: Tensor
+        public func logDensity(_ x: Tensor) -> Tensor { model.logDensity(x, alpha: alpha) }
+        public func scoreAndDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
+            model.propagate(x, partners: .all(alpha: alpha), includeBase: true, method: method)
+        }
+    }
+
+    /// log q₀.
+    public struct Base: DiagonalHessianEstimating {
+        public let model: DKEF
+        public func logDensity(_ x: Tensor) -> Tensor { model.baseLogDensity(x) }
+        public func scoreAndDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
+            model.propagate(x, partners: nil, includeBase: true, method: method)
+        }
+    }
+
+    /// The M basis functions on a batch whose rows come in groups of M: row r is paired with
+    /// inducing point z_{r mod M} and maps to k(x_r, z_{r mod M}). With each point repeated M
+    /// times (`x` `[N·M, D]`), an objective's terms on this function are the terms of each basis
+    /// function at each point: the authors' (N, M, D) expansion.
+    public struct Basis: DiagonalHessianEstimating {
+        public let model: DKEF
+        public func logDensity(_ x: Tensor) -> Tensor { model.pairedKernel(x) }
+        public func scoreAndDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
+            model.propagate(x, partners: .paired, includeBase: false, method: method)
+        }
+    }
+
+    /// k(x_r, z_{r mod M}) for rows in groups of M, `[N·M]`.
+    func pairedKernel(_ x: Tensor) -> Tensor {
+        let m = configuration.inducingPoints
+        precondition(x.shape[0] % m == 0, "DKEF.Basis: \(x.shape[0]) rows are not groups of M = \(m)")
+        let n = x.shape[0] / m, w = kernelWeights
+        var total: Tensor? = nil
+        for j in 0..<configuration.kernelCount {
+            let fx = features(j, x).phi.reshaped([n, m, -1]), fz = features(j, inducingPoints).phi
+            let kj = ((fx - fz).square().sum(alongAxis: 2) / (bandwidth(j) * -2)).exp() * w.select(j, alongAxis: 0)
+            total = total.map { $0 + kj } ?? kj
+        }
+        return total!.reshaped([-1])
+    }
+}
+
+let Foundation_log10 = 2.302585092994046  // ln 10: 10^l = e^{l ln 10}

@@ -1,0 +1,70 @@
+import Autodiff
+import GSLNumerics
+import Objectives
+
+/// The closed form for DKEF's α. log p̃ = log q₀ + Σ_m α_m k_m is linear in α, and every objective
+/// is per point ½‖rᵢ + cᵢ‖² + tᵢ with r, t linear in log p̃ (`ObjectiveTerms`), so
+///
+///     J(α) = ½ αᵀ G α + bᵀ α + const,
+///     G = (1/N) Σᵢ Rᵢᵀ Rᵢ,   b_m = (1/N) Σᵢ [ (rᵢ[q₀] + cᵢ) · rᵢ[k_m] + tᵢ[k_m] ],
+///
+/// with rᵢ[f], tᵢ[f] the objective's terms for the function f, and Rᵢ = (rᵢ[k_1] … rᵢ[k_M]).
+/// The regularised minimiser is α = −(G + λI)⁻¹ b. G and b come from the objective types
+/// themselves (terms of `DKEF.Base` and of `DKEF.Basis` on points repeated M times, with the same
+/// draws), so each method's math has one definition. This keeps the cross term
+/// (rᵢ[q₀] + cᵢ)·rᵢ[k_m] for every method, CP and Approx BP included (the authors' code drops it
+/// for those two; with it, α minimises the method's own objective).
+///
+/// The system is kept as sums with a count, so batches add up (`+`).
+public struct QuadraticSystem {
+    /// Σᵢ Rᵢᵀ Rᵢ, `[M, M]`.
+    public var gramSum: Tensor
+    /// Σᵢ of the b terms, `[M]`.
+    public var linearSum: Tensor
+    /// Points summed over.
+    public var count: Int
+
+    public var gram: Tensor { gramSum / Double(count) }
+    public var linear: Tensor { linearSum / Double(count) }
+
+    public static func + (a: QuadraticSystem, b: QuadraticSystem) -> QuadraticSystem {
+        QuadraticSystem(gramSum: a.gramSum + b.gramSum, linearSum: a.linearSum + b.linearSum, count: a.count + b.count)
+    }
+
+    /// α = −(G + 10^{logLambda} I)⁻¹ b, differentiable in G, b and log₁₀ λ.
+    public func alpha(logLambda: Tensor) -> Tensor {
+        let m = gramSum.shape[0]
+        var eye = [Double](repeating: 0, count: m * m)
+        for i in 0..<m { eye[i * m + i] = 1 }
+        let lambda = (logLambda * Foundation_log10).exp()
+        return -Tensor.solve(gram + Tensor(shape: [m, m], scalars: eye) * lambda, linear)
+    }
+
+    /// The objective's value ½ αᵀGα + bᵀα without its α-independent constant.
+    public func value(at alpha: Tensor) -> Tensor {
+        let ga = Tensor.matmul(gram, alpha.reshaped([-1, 1])).reshaped([-1])
+        return Tensor.dot(alpha, ga) * 0.5 + Tensor.dot(linear, alpha)
+    }
+
+    /// The system of `objective` for `model` on the batch x `[N, D]` with the draws `noise`.
+    /// - Parameter createGraph: keep G and b differentiable in θ (training).
+    public static func fit(_ objective: any ScoreObjective, model: DKEF, at x: Tensor, noise: ObjectiveNoise,
+                           createGraph: Bool) throws -> QuadraticSystem {
+        let (n, m) = (x.shape[0], model.configuration.inducingPoints)
+        return try GradientMode.$isRecording.withValue(true) {
+            var base = try objective.terms(of: model.base, at: x.detached(), noise: noise, createGraph: createGraph)
+            let repeated = withoutGradients { x.detached().expandingShape(at: 1).expanded(to: [n, m, x.shape[1]]).reshaped([n * m, -1]) }
+            var basis = try objective.terms(of: model.basis, at: repeated, noise: noise.repeatingPoints(m), createGraph: createGraph)
+            if !createGraph { base = base.detached(); basis = basis.detached() }
+            return GradientMode.$isRecording.withValue(createGraph) {
+                let r = basis.residual.reshaped([n, m, -1])                          // [N, M, R]
+                let rows = r.permuted([1, 0, 2]).reshaped([m, -1])                   // [M, N·R]
+                let gramSum = Tensor.matmul(rows, rows, transposeB: true)
+                let target = base.offset.map { base.residual + $0 } ?? base.residual // [N, R]
+                var linearSum = (r * target.expandingShape(at: 1)).sum(alongAxes: [0, 2])
+                if let t = basis.linear { linearSum = linearSum + t.reshaped([n, m]).sum(alongAxis: 0) }
+                return QuadraticSystem(gramSum: gramSum, linearSum: linearSum, count: n)
+            }
+        }
+    }
+}

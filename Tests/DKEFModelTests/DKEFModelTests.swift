@@ -1,0 +1,223 @@
+import Autodiff
+@testable import DKEFModel
+import Foundation
+import GSLNumerics
+import Objectives
+import Testing
+
+func smallDKEF(dimension d: Int, m: Int = 6, hidden: Int = 5, seed: UInt64 = 1, kernels: [Double] = [0.0, 0.5185, 1.0]) -> DKEF {
+    let stream = RandomStream(seed: seed)
+    let config = DKEFConfiguration(dimension: d, inducingPoints: m, hiddenWidth: hidden, initialLogBandwidths: kernels)
+    var model = try! DKEF(config, inducingPoints: stream.normal(shape: [m, d]), using: stream)
+    // Non-trivial kernel weights.
+    let u = model.parameters.count - 2
+    model.parameters[u] = (stream.normal(shape: [kernels.count]) * 0.5).requiringGradient()
+    return model
+}
+
+func maxAbs(_ a: Tensor, _ b: Tensor) -> Double { zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0 }
+
+/// Exact diag ∇ₓ² f by one backward pass per dimension.
+func exactDiagonalHessian(_ f: any LogDensityFunction, _ x: Tensor) -> Tensor {
+    let leaf = x.requiringGradient()
+    let s = score(of: f, at: leaf)
+    let columns = (0..<x.shape[1]).map { i in gradient(of: s.select(i, alongAxis: 1).sum(), with: leaf).select(i, alongAxis: 1) }
+    return Tensor.stack(columns, alongAxis: 1)
+}
+
+@Suite struct DKEFForward {
+    /// log p̃(x) = −‖x‖²/8 + Σ_m α_m Σ_j w_j exp(−‖φ_j(x) − φ_j(z_m)‖² / (2·10^{l_j})), by loops.
+    @Test func logDensityMatchesTheDefinition() {
+        let model = smallDKEF(dimension: 3)
+        let stream = RandomStream(seed: 2)
+        let x = stream.normal(shape: [4, 3]), alpha = stream.normal(shape: [6])
+        let value = withoutGradients { model.logDensity(x, alpha: alpha) }
+        let w = model.kernelLogits.detached().softmax(alongAxis: 0).scalars
+        for n in 0..<4 {
+            var expected = -x.select(n, alongAxis: 0).square().sum().scalar / 8
+            for m in 0..<6 {
+                var k = 0.0
+                for j in 0..<3 {
+                    let fx = model.features(j, x.slice(n..<(n + 1), alongAxis: 0)).phi
+                    let fz = model.features(j, model.inducingPoints.slice(m..<(m + 1), alongAxis: 0)).phi
+                    let d2 = (fx - fz).square().sum().scalar
+                    k += w[j] * exp(-d2 / (2 * pow(10, model.logBandwidths.scalars[j])))
+                }
+                expected += alpha.scalars[m] * k
+            }
+            #expect(abs(value.scalars[n] - expected) < 1e-12)
+        }
+    }
+
+    /// The basis on points repeated M times gives the kernel matrix entries.
+    @Test func basisOnRepeatedRowsIsTheKernelMatrix() {
+        let model = smallDKEF(dimension: 2)
+        let x = RandomStream(seed: 3).normal(shape: [5, 2])
+        let repeated = x.expandingShape(at: 1).expanded(to: [5, 6, 2]).reshaped([30, 2])
+        #expect(maxAbs(model.basis.logDensity(repeated).reshaped([5, 6]), model.kernelMatrix(x)) < 1e-12)
+    }
+
+    @Test func badConfigurationsAreRejected() {
+        let stream = RandomStream(seed: 1)
+        #expect(throws: DKEFError.self) { try DKEF(DKEFConfiguration(dimension: 0), inducingPoints: Tensor.zeros([200, 0]), using: stream) }
+        #expect(throws: DKEFError.badInducingPoints(shape: [3, 2], expected: [200, 2])) {
+            try DKEF(DKEFConfiguration(dimension: 2), inducingPoints: Tensor.zeros([3, 2]), using: stream)
+        }
+        #expect(throws: DKEFError.self) { try DKEF(DKEFConfiguration(dimension: 2, initialLogBandwidths: []), inducingPoints: Tensor.zeros([200, 2]), using: stream) }
+    }
+}
+
+@Suite struct SpecialBackwardPasses {
+    /// The gradient carried by both passes is the exact score (autodiff), for the density, the
+    /// base and the basis functions.
+    @Test func carriedGradientIsTheExactScore() {
+        let model = smallDKEF(dimension: 3)
+        let stream = RandomStream(seed: 4)
+        let x = stream.normal(shape: [4, 3])
+        let repeated = x.expandingShape(at: 1).expanded(to: [4, 6, 3]).reshaped([24, 3])
+        let cases: [(any DiagonalHessianEstimating, Tensor)] = [
+            (model.density(alpha: stream.normal(shape: [6])), x), (model.base, x), (model.basis, repeated),
+        ]
+        for (f, points) in cases {
+            let exact = score(of: f, at: points.requiringGradient())
+            for method in [DiagonalHessianMethod.approximateBackpropagation, .curvaturePropagation(RandomStream(seed: 5))] {
+                #expect(maxAbs(f.scoreAndDiagonalHessian(at: points, method: method).score, exact) < 1e-12)
+            }
+        }
+    }
+
+    /// Approx BP is exact when every layer's Hessian is diagonal: DKEF with D = 1 and hidden width
+    /// 1 (all nodes scalar) and no skip connection, and a feature net with diagonal weights
+    /// (D = H = 3) under a linear head, y = Σ_l c_l f_l(x_l). It is not exact with dense weights,
+    /// nor with the scalar model's skip connection: x fans out into f(x) and w_s x, which the
+    /// kernel combines nonlinearly, and the dropped cross term 2 g″ f′ w_s is off-diagonal in the
+    /// two copies of x. (So the check can fail.)
+    @Test func approximateBackpropIsExactWhereTheHessianIsDiagonal() {
+        var scalarModel = smallDKEF(dimension: 1, m: 4, hidden: 1)
+        let stream = RandomStream(seed: 6)
+        let x1 = stream.normal(shape: [7, 1])
+        let withSkip = scalarModel.density(alpha: stream.normal(shape: [4]))
+        #expect(maxAbs(withSkip.scoreAndDiagonalHessian(at: x1, method: .approximateBackpropagation).diagonal,
+                       exactDiagonalHessian(withSkip, x1)) > 1e-6)
+        for j in 0..<3 { scalarModel.parameters[1 + 7 * j + 6] = Tensor.zeros([1, 1]).requiringGradient() }
+        let density = scalarModel.density(alpha: withSkip.alpha)
+        #expect(maxAbs(density.scoreAndDiagonalHessian(at: x1, method: .approximateBackpropagation).diagonal,
+                       exactDiagonalHessian(density, x1)) < 1e-10)
+
+        var model = smallDKEF(dimension: 3, m: 4, hidden: 3, kernels: [0.0])
+        for index in [0, 2, 4, 6] {  // W1, W2, W3, Wskip of kernel 0 made diagonal
+            let w = model.layer(0, index).detached()
+            let diagonal = (0..<9).map { $0 % 4 == 0 ? w.scalars[$0] + 0.5 : 0 }
+            model.parameters[1 + index] = Tensor(shape: [3, 3], scalars: diagonal).requiringGradient()
+        }
+        let x3 = stream.normal(shape: [5, 3]), head = Tensor([0.7, -1.2, 0.4])
+        let headed = LogDensityClosure { model.features(0, $0).phi.matmulVector(head) }
+        let estimate = model.featureNetScoreAndDiagonal(0, x3, head: head, method: .approximateBackpropagation)
+        #expect(maxAbs(estimate.diagonal, exactDiagonalHessian(headed, x3)) < 1e-10)
+        #expect(maxAbs(estimate.score, score(of: headed, at: x3.requiringGradient())) < 1e-12)
+
+        let dense = smallDKEF(dimension: 3, m: 4, hidden: 3, kernels: [0.0])
+        let denseHeaded = LogDensityClosure { dense.features(0, $0).phi.matmulVector(head) }
+        let denseEstimate = dense.featureNetScoreAndDiagonal(0, x3, head: head, method: .approximateBackpropagation)
+        #expect(maxAbs(denseEstimate.diagonal, exactDiagonalHessian(denseHeaded, x3)) > 1e-3)
+    }
+
+    /// CP is unbiased: the mean of S_r² − S_i² over 3000 draws lies within 4.5 standard errors of
+    /// the exact diagonal Hessian, elementwise, for the DKEF density at D = 3 and for a feature net
+    /// with dense weights under a linear head.
+    @Test func curvaturePropagationIsUnbiased() {
+        let model = smallDKEF(dimension: 3, m: 5, hidden: 4)
+        let stream = RandomStream(seed: 7)
+        let x = stream.normal(shape: [3, 3])
+        let density = model.density(alpha: stream.normal(shape: [5]))
+        let head = Tensor([0.5, -1.0, 0.8, 0.3])
+        let headed = LogDensityClosure { model.features(1, $0).phi.matmulVector(head) }
+        let checks: [(Tensor, (RandomStream) -> Tensor)] = [
+            (exactDiagonalHessian(density, x), { density.scoreAndDiagonalHessian(at: x, method: .curvaturePropagation($0)).diagonal }),
+            (exactDiagonalHessian(headed, x), { model.featureNetScoreAndDiagonal(1, x, head: head, method: .curvaturePropagation($0)).diagonal }),
+        ]
+        for (exact, estimate) in checks {
+            let draws = 3000
+            var sum = [Double](repeating: 0, count: exact.count), sumSquares = sum
+            withoutGradients {
+                for _ in 0..<draws {
+                    let e = estimate(stream).scalars
+                    for i in e.indices { sum[i] += e[i]; sumSquares[i] += e[i] * e[i] }
+                }
+            }
+            for i in sum.indices {
+                let mean = sum[i] / Double(draws)
+                let se = ((sumSquares[i] / Double(draws) - mean * mean) / Double(draws - 1)).squareRoot()
+                #expect(abs(mean - exact.scalars[i]) < 4.5 * se + 1e-12, "element \(i): CP mean \(mean) ± \(se), exact \(exact.scalars[i])")
+            }
+        }
+    }
+}
+
+@Suite struct ClosedFormAlpha {
+    /// For every method whose objective is exactly quadratic in α for fixed draws (all but CP):
+    /// J(α) − J(0) = ½ αᵀGα + bᵀα at random α, J evaluated directly on the DKEF density. This is
+    /// the brute-force quadratic fit of the objective.
+    @Test(arguments: [Estimator.sm, .ssm, .ssmVR, .dsm, .approxBP])
+    func systemMatchesTheObjective(estimator: Estimator) throws {
+        let model = smallDKEF(dimension: 3, m: 5, hidden: 4)
+        let stream = RandomStream(seed: 8)
+        let x = stream.normal(shape: [6, 3])
+        let objective = try estimator.objective(ObjectiveSettings(projectionCount: 2, sigma: 0.3))
+        let noise = objective.drawNoise(points: 6, dimension: 3, using: stream)
+        let system = try QuadraticSystem.fit(objective, model: model, at: x, noise: noise, createGraph: false)
+        func j(_ alpha: Tensor) throws -> Double {
+            try objective.evaluate(model.density(alpha: alpha), at: x, noise: noise, createGraph: false).value.scalar
+        }
+        let j0 = try j(Tensor.zeros([5]))
+        for _ in 0..<4 {
+            let alpha = stream.normal(shape: [5])
+            let predicted = withoutGradients { system.value(at: alpha) }.scalar
+            let direct = try j(alpha) - j0
+            #expect(abs(predicted - direct) < 1e-9 * max(1, abs(direct)), "\(estimator): \(predicted) vs \(direct)")
+        }
+        // α minimises the regularised objective: its gradient Gα + b + λα vanishes.
+        let lambda = pow(10, model.logLambda.scalar)
+        let alpha = withoutGradients { system.alpha(logLambda: model.logLambda) }
+        let residual = withoutGradients { Tensor.matmul(system.gram, alpha.reshaped([-1, 1])).reshaped([-1]) + system.linear + alpha * lambda }
+        #expect(residual.scalars.allSatisfy { abs($0) < 1e-9 })
+    }
+
+    /// CP's G is built from exact scores (the same as SM's), and its b averages to SM's b
+    /// (CP's trace estimates are unbiased, and both keep the q₀ cross term).
+    @Test func curvaturePropagationSystemIsUnbiasedForExactOne() throws {
+        let model = smallDKEF(dimension: 2, m: 4, hidden: 4)
+        let stream = RandomStream(seed: 9)
+        let x = stream.normal(shape: [5, 2])
+        let exact = try QuadraticSystem.fit(Estimator.sm.objective(), model: model, at: x, noise: .none, createGraph: false)
+        let cp = try Estimator.cp.objective()
+        var samples: [[Double]] = []
+        for _ in 0..<1500 {
+            let system = try QuadraticSystem.fit(cp, model: model, at: x, noise: cp.drawNoise(points: 5, dimension: 2, using: stream), createGraph: false)
+            #expect(maxAbs(system.gramSum, exact.gramSum) < 1e-12)
+            samples.append(system.linear.scalars)
+        }
+        for m in 0..<4 {
+            let values = samples.map { $0[m] }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let se = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count - 1) / Double(values.count)).squareRoot()
+            #expect(abs(mean - exact.linear.scalars[m]) < 4.5 * se, "b[\(m)]: CP \(mean) ± \(se), exact \(exact.linear.scalars[m])")
+        }
+    }
+
+    /// Batches add up: the system of a batch of 8 equals the sum of those of its two halves.
+    @Test func systemsAreSummable() throws {
+        let model = smallDKEF(dimension: 2)
+        let x = RandomStream(seed: 10).normal(shape: [8, 2])
+        let sm = try Estimator.sm.objective()
+        let whole = try QuadraticSystem.fit(sm, model: model, at: x, noise: .none, createGraph: false)
+        let halves = try QuadraticSystem.fit(sm, model: model, at: x.slice(0..<4, alongAxis: 0), noise: .none, createGraph: false)
+            + QuadraticSystem.fit(sm, model: model, at: x.slice(4..<8, alongAxis: 0), noise: .none, createGraph: false)
+        #expect(maxAbs(whole.gram, halves.gram) < 1e-12 && maxAbs(whole.linear, halves.linear) < 1e-12)
+    }
+}
+
+extension Tensor {
+    /// [N, H] · [H] → [N].
+    func matmulVector(_ v: Tensor) -> Tensor { Tensor.matmul(self, v.reshaped([-1, 1])).reshaped([-1]) }
+}
