@@ -8,7 +8,7 @@
 //   ResultsStore    — atomic HDF5 result files (HDF5)
 //   Objectives      — the score-matching losses (SM, SSM, SSM-VR, DSM), trace estimators, Fisher divergence
 //   DKEFModel       — the deep kernel exponential family, its closed-form α, CP and Approx BP passes
-//   Training        — optimisers (Adam, gradient clipping)
+//   Training        — Adam, clipping, the HighDim DKEF protocol, HDF5 checkpoints
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
 
@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "DKEFModel", targets: ["DKEFModel"]),
         .library(name: "Training", targets: ["Training"]),
         .executable(name: "bench-core", targets: ["BenchCore"]),
+        .executable(name: "train-dkef", targets: ["TrainDKEF"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,6 +32,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         // No pkgConfig: gsl.pc would add -lgslcblas; GSL's CBLAS calls bind to OpenBLAS instead.
         .systemLibrary(name: "CGSL", path: "Sources/CGSL", providers: [.apt(["libgsl-dev"])]),
+        // Header-only: process-level allocator settings for the executables.
+        .systemLibrary(name: "CRuntime", path: "Sources/CRuntime"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
 
@@ -39,15 +42,21 @@ let package = Package(
         .target(name: "ResultsStore", dependencies: ["CHDF5"]),
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"]),
         .target(name: "DKEFModel", dependencies: ["Autodiff", "GSLNumerics", "Objectives"]),
-        .target(name: "Training", dependencies: ["Autodiff"]),
+        .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"]),
         .executableTarget(name: "BenchCore",
-                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "COpenBLAS", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core"),
+
+        .executableTarget(name: "TrainDKEF",
+                          dependencies: ["Autodiff", "DKEFModel", "Objectives", "ResultsStore", "Training", "CRuntime",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/train-dkef"),
 
         .testTarget(name: "AutodiffTests", dependencies: ["Autodiff"]),
         .testTarget(name: "GSLNumericsTests", dependencies: ["GSLNumerics", "Autodiff"]),
         .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"]),
         .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"]),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"]),
     ]
 )

@@ -24,6 +24,12 @@ public struct QuadraticSystem {
     /// Points summed over.
     public var count: Int
 
+    public init(gramSum: Tensor, linearSum: Tensor, count: Int) {
+        self.gramSum = gramSum
+        self.linearSum = linearSum
+        self.count = count
+    }
+
     public var gram: Tensor { gramSum / Double(count) }
     public var linear: Tensor { linearSum / Double(count) }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autodiff
 import COpenBLAS
+import CRuntime
 import Foundation
 import GSLNumerics
 import Objectives
@@ -51,6 +52,7 @@ struct MLPSteps: ParsableCommand {
     }
 
     func run() throws {
+        ssm_retain_freed_memory()
         let stream = RandomStream(seed: seed)
         let dgemm = measureDGEMM(repeats: repeats)
         var lines = [
@@ -153,6 +155,7 @@ struct ObjectiveSteps: ParsableCommand {
     }
 
     func run() throws {
+        ssm_retain_freed_memory()
         let stream = RandomStream(seed: 0)
         var lines = [
             "# bench-core objectives: softplus MLP energy D→30→30→1, batch \(batch), median of \(repeats)",

@@ -1,0 +1,219 @@
+import Autodiff
+import DKEFModel
+import Foundation
+import GSLNumerics
+import Objectives
+
+/// The authors' `HighDim` protocol for one method, one dimension, one seed:
+///
+/// 1. Train: per iteration a batch of 200 training points is split into X_t (α = −(G + λI)⁻¹b
+///    from the method's `QuadraticSystem` on X_t, differentiable) and X_v (the method's objective
+///    of the DKEF density with that α); Adam on all parameters, gradients clipped at norm 100.
+///    After each iteration α is recomputed on 1000 random training points and the objective is
+///    evaluated on the whole validation set; the parameters with the best value are kept.
+/// 2. Finalise: α's system from the whole training set; then only log₁₀ λ is trained (Adam,
+///    1000 steps on validation batches of 100).
+/// 3. Evaluate on the test set: Fisher divergence against the exact N(0, I) score, the exact SM
+///    objective, log Z by importance sampling from N(0, σ_q² I), test log-likelihood, and the
+///    true test log-likelihood.
+/// Every draw comes from one `RandomStream(seed:)`. A NaN or infinity stops the run with
+/// `TrainingError.nonFinite` naming the stage and iteration.
+public struct DKEFTrainer {
+    public var estimator: Estimator
+    public var objectiveSettings: ObjectiveSettings
+    public var configuration: DKEFConfiguration
+    public var settings: ProtocolSettings
+    public var seed: UInt64
+    /// Receives one human-readable progress line per step (e.g. print it to stderr).
+    public var progress: (String) -> Void = { _ in }
+
+    public init(estimator: Estimator, objectiveSettings: ObjectiveSettings = ObjectiveSettings(),
+                configuration: DKEFConfiguration, settings: ProtocolSettings = ProtocolSettings(), seed: UInt64) {
+        self.estimator = estimator
+        self.objectiveSettings = objectiveSettings
+        self.configuration = configuration
+        self.settings = settings
+        self.seed = seed
+    }
+
+    /// Everything a run produces.
+    public struct Result {
+        public var model: DKEF
+        public var alpha: Tensor
+        public var system: QuadraticSystem
+        /// Test metrics: fisher_divergence, exact_sm, log_z, test_log_likelihood, true_test_log_likelihood.
+        public var metrics: [String: Double]
+        /// Per training iteration: the training objective and the validation objective.
+        public var trainLoss: [Double], validationLoss: [Double]
+        /// Per finalisation step: the objective on the validation batch.
+        public var finalizeLoss: [Double]
+        public var bestIteration: Int
+        /// Seconds per training iteration (step only: α on X_t, objective on X_v, gradient, Adam).
+        public var iterationSeconds: [Double]
+        /// Wall seconds per stage: train, finalize, evaluate.
+        public var stageSeconds: [String: Double]
+    }
+
+    public func run() throws -> Result {
+        try settings.validate()
+        try configuration.validate()
+        let objective = try estimator.objective(objectiveSettings)
+        let stream = RandomStream(seed: seed)
+        let d = configuration.dimension
+        let data = try HighDimData(dimension: d, settings: settings, using: stream)
+        let inducing = data.train.rows(stream.permutation(settings.trainCount).prefix(configuration.inducingPoints))
+        var model = try DKEF(configuration, inducingPoints: inducing, using: stream)
+        let label = "[\(estimator.rawValue) D=\(d) seed=\(seed)]"
+
+        // 1. Train.
+        var adam = Adam(learningRate: settings.learningRate)
+        var trainLoss: [Double] = [], validationLoss: [Double] = [], iterationSeconds: [Double] = []
+        var best = (value: Double.infinity, iteration: -1, parameters: model.parameters)  // kept as is with 0 epochs
+        let totalIterations = settings.epochs * settings.iterationsPerEpoch
+        let half = settings.batchSize / 2
+        let trainStart = Date()
+        for epoch in 0..<settings.epochs {
+            let order = stream.permutation(settings.trainCount)
+            for step in 0..<settings.iterationsPerEpoch {
+                let iteration = epoch * settings.iterationsPerEpoch + step
+                let start = Date()
+                let xt = data.train.rows(order[(step * settings.batchSize)..<(step * settings.batchSize + half)])
+                let xv = data.train.rows(order[(step * settings.batchSize + half)..<((step + 1) * settings.batchSize)])
+                let loss = try within("train", iteration) {
+                    let system = try QuadraticSystem.fit(objective, model: model, at: xt,
+                                                         noise: objective.drawNoise(points: half, dimension: d, using: stream), createGraph: true)
+                    let alpha = system.alpha(logLambda: model.logLambda)
+                    return try objective.evaluate(model.density(alpha: alpha), at: xv, using: stream).value
+                }
+                try requireFinite(loss.scalar, "train", iteration, "the training objective")
+                let (clipped, norm) = clipByGlobalNorm(gradients(of: loss, with: model.parameters), maxNorm: settings.clipNorm)
+                try requireFinite(norm, "train", iteration, "the gradient norm")
+                model.parameters = adam.step(model.parameters, gradients: clipped)
+                iterationSeconds.append(Date().timeIntervalSince(start))
+                trainLoss.append(loss.scalar)
+
+                let value = try within("validation", iteration) {
+                    try validate(model, objective: objective, data: data, stream: stream, iteration: iteration)
+                }
+                validationLoss.append(value)
+                if value < best.value { best = (value, iteration, model.parameters) }
+                let elapsed = Date().timeIntervalSince(trainStart)
+                let eta = elapsed / Double(iteration + 1) * Double(totalIterations - iteration - 1)
+                progress("\(label) train \(iteration + 1)/\(totalIterations) loss \(format(loss.scalar)) val \(format(value)) best \(format(best.value)) @\(best.iteration + 1) | \(format(elapsed, 1))s, ETA \(format(eta, 0))s")
+            }
+        }
+        model.parameters = best.parameters
+        let trainSeconds = Date().timeIntervalSince(trainStart)
+
+        // 2. Finalise.
+        let finalizeStart = Date()
+        var system: QuadraticSystem? = nil
+        for start in stride(from: 0, to: settings.trainCount, by: settings.alphaBatch) {
+            let batch = data.train.slice(start..<min(start + settings.alphaBatch, settings.trainCount), alongAxis: 0)
+            let part = try within("finalize", 0) {
+                try QuadraticSystem.fit(objective, model: model, at: batch,
+                                        noise: objective.drawNoise(points: batch.shape[0], dimension: d, using: stream), createGraph: false)
+            }
+            system = system.map { $0 + part } ?? part
+        }
+        var frozen = model
+        frozen.parameters = model.parameters.map { $0.detached() }
+        var logLambda = model.logLambda.detached().requiringGradient()
+        var lambdaAdam = Adam(learningRate: settings.finalizeLearningRate)
+        var finalizeLoss: [Double] = []
+        var validationOrder: [Int] = []
+        for step in 0..<settings.finalizeSteps {
+            if validationOrder.isEmpty { validationOrder = stream.permutation(settings.validationCount) }
+            let take = Array(validationOrder.prefix(settings.finalizeBatch))
+            validationOrder.removeFirst(take.count)
+            let batch = data.validation.rows(take)
+            let alpha = system!.alpha(logLambda: logLambda)
+            let loss = try within("finalize", step) { try objective.evaluate(frozen.density(alpha: alpha), at: batch, using: stream).value }
+            try requireFinite(loss.scalar, "finalize", step, "the finalisation objective")
+            logLambda = lambdaAdam.step([logLambda], gradients: [gradient(of: loss, with: logLambda)])[0]
+            finalizeLoss.append(loss.scalar)
+            if step % 100 == 99 || step == settings.finalizeSteps - 1 {
+                progress("\(label) finalize \(step + 1)/\(settings.finalizeSteps) loss \(format(loss.scalar)) log10 λ \(format(logLambda.scalar))")
+            }
+        }
+        model.parameters[model.logLambdaIndex] = logLambda
+        let alpha = withoutGradients { system!.alpha(logLambda: logLambda) }
+        try requireFinite(alpha.isFinite ? 0 : .nan, "finalize", settings.finalizeSteps, "α")
+        let finalizeSeconds = Date().timeIntervalSince(finalizeStart)
+
+        // 3. Evaluate.
+        let evaluateStart = Date()
+        let metrics = try within("evaluate", 0) { try evaluate(model, alpha: alpha, data: data, stream: stream) }
+        progress("\(label) test Fisher divergence \(format(metrics["fisher_divergence"]!)), exact SM \(format(metrics["exact_sm"]!)), log Z \(format(metrics["log_z"]!)), test LL \(format(metrics["test_log_likelihood"]!)) (true \(format(metrics["true_test_log_likelihood"]!)))")
+        return Result(model: model, alpha: alpha, system: system!, metrics: metrics, trainLoss: trainLoss,
+                      validationLoss: validationLoss, finalizeLoss: finalizeLoss, bestIteration: best.iteration,
+                      iterationSeconds: iterationSeconds,
+                      stageSeconds: ["train": trainSeconds, "finalize": finalizeSeconds, "evaluate": Date().timeIntervalSince(evaluateStart)])
+    }
+
+    /// The method's objective on the whole validation set, α from random training points.
+    func validate(_ model: DKEF, objective: any ScoreObjective, data: HighDimData, stream: RandomStream, iteration: Int) throws -> Double {
+        let d = configuration.dimension
+        let points = stream.permutation(settings.trainCount).prefix(settings.validationAlphaPoints)
+        var system: QuadraticSystem? = nil
+        for start in stride(from: 0, to: points.count, by: settings.alphaBatch) {
+            let batch = data.train.rows(points.dropFirst(start).prefix(settings.alphaBatch))
+            let part = try QuadraticSystem.fit(objective, model: model, at: batch,
+                                               noise: objective.drawNoise(points: batch.shape[0], dimension: d, using: stream), createGraph: false)
+            system = system.map { $0 + part } ?? part
+        }
+        let alpha = withoutGradients { system!.alpha(logLambda: model.logLambda) }
+        let value = try objective.evaluate(model.density(alpha: alpha), at: data.validation, using: stream, createGraph: false).value.scalar
+        try requireFinite(value, "validation", iteration, "the validation objective")
+        return value
+    }
+
+    /// Test metrics of the finalised model.
+    func evaluate(_ model: DKEF, alpha: Tensor, data: HighDimData, stream: RandomStream) throws -> [String: Double] {
+        let density = model.density(alpha: alpha)
+        let fisher = try fisherDivergence(of: density, from: data.reference, at: data.test).mean
+        let exactSM = try ScoreMatching.exact.evaluate(density, at: data.test, noise: .none, createGraph: false).value.scalar
+        let logZ = try logNormalizer(model, alpha: alpha, stream: stream)
+        let testLogLikelihood = withoutGradients { density.logDensity(data.test) }.mean().scalar - logZ
+        let trueLogLikelihood = try data.reference.logDensity(data.test).mean().scalar
+        for (name, value) in [("Fisher divergence", fisher), ("exact SM", exactSM), ("log Z", logZ), ("test log-likelihood", testLogLikelihood)] {
+            try requireFinite(value, "evaluate", 0, "the \(name)")
+        }
+        return ["fisher_divergence": fisher, "exact_sm": exactSM, "log_z": logZ,
+                "test_log_likelihood": testLogLikelihood, "true_test_log_likelihood": trueLogLikelihood]
+    }
+
+    /// log Z ≈ log (1/S) Σₛ p̃(xₛ)/q(xₛ), xₛ ~ q = N(0, σ_q² I), accumulated by log-sum-exp over chunks.
+    func logNormalizer(_ model: DKEF, alpha: Tensor, stream: RandomStream) throws -> Double {
+        let d = configuration.dimension
+        let q = try MultivariateNormal(mean: [Double](repeating: 0, count: d),
+                                       covariance: Tensor(shape: [d, d], scalars: (0..<(d * d)).map { $0 / d == $0 % d ? settings.importanceSigma * settings.importanceSigma : 0 }))
+        var total = -Double.infinity
+        var drawn = 0
+        while drawn < settings.importanceSamples {
+            let count = min(settings.importanceChunk, settings.importanceSamples - drawn)
+            let x = q.sample(count, using: stream)
+            let logWeights = try withoutGradients { model.logDensity(x, alpha: alpha) - (try q.logDensity(x)) }
+            let chunk = withoutGradients { logWeights.reshaped([1, -1]).logSumExp(alongAxis: 1) }.scalar
+            total = max(total, chunk) + Foundation.log1p(Foundation.exp(-abs(total - chunk)))
+            drawn += count
+        }
+        return total - Foundation.log(Double(settings.importanceSamples))
+    }
+
+    /// Runs one stage's step, reporting an objective's NaN or infinity as the trainer's error
+    /// naming the stage and iteration.
+    func within<T>(_ stage: String, _ iteration: Int, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let ObjectiveError.nonFinite(what) {
+            throw TrainingError.nonFinite(stage: stage, iteration: iteration, what: what)
+        }
+    }
+
+    func requireFinite(_ value: Double, _ stage: String, _ iteration: Int, _ what: String) throws {
+        guard value.isFinite else { throw TrainingError.nonFinite(stage: stage, iteration: iteration, what: what) }
+    }
+}
+
+func format(_ x: Double, _ digits: Int = 4) -> String { String(format: "%.\(digits)f", x) }
