@@ -9,6 +9,8 @@
 //   Objectives      — the score-matching losses (SM, SSM, SSM-VR, DSM), trace estimators, Fisher divergence
 //   DKEFModel       — the deep kernel exponential family, its closed-form α, CP and Approx BP passes
 //   Training        — Adam, clipping, the HighDim DKEF protocol, HDF5 checkpoints
+//   Experiments     — configs (YAML), grids of cells, resumable HDF5 results, provenance
+//   figure1, figure2, table1, inspect — one executable per result, and a reader of results files
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
 
@@ -23,9 +25,14 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .executable(name: "bench-core", targets: ["BenchCore"]),
         .executable(name: "train-dkef", targets: ["TrainDKEF"]),
+        .executable(name: "figure1", targets: ["figure1"]),
+        .executable(name: "figure2", targets: ["figure2"]),
+        .executable(name: "table1", targets: ["table1"]),
+        .executable(name: "inspect", targets: ["inspect"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
@@ -43,6 +50,13 @@ let package = Package(
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"]),
         .target(name: "DKEFModel", dependencies: ["Autodiff", "GSLNumerics", "Objectives"]),
         .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"]),
+        .target(name: "Experiments",
+                dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "table1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "inspect", dependencies: ["Experiments", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "BenchCore",
                           dependencies: ["Autodiff", "GSLNumerics", "Objectives", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core"),

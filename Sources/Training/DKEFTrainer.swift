@@ -79,18 +79,14 @@ public struct DKEFTrainer {
                 let start = Date()
                 let xt = data.train.rows(order[(step * settings.batchSize)..<(step * settings.batchSize + half)])
                 let xv = data.train.rows(order[(step * settings.batchSize + half)..<((step + 1) * settings.batchSize)])
-                let loss = try within("train", iteration) {
-                    let system = try QuadraticSystem.fit(objective, model: model, at: xt,
-                                                         noise: objective.drawNoise(points: half, dimension: d, using: stream), createGraph: true)
-                    let alpha = system.alpha(logLambda: model.logLambda)
-                    return try objective.evaluate(model.density(alpha: alpha), at: xv, using: stream).value
+                let outcome = try within("train", iteration) {
+                    try Self.trainingStep(&model, optimizer: &adam, objective: objective, alphaBatch: xt, lossBatch: xv,
+                                          clipNorm: settings.clipNorm, stream: stream)
                 }
-                try requireFinite(loss.scalar, "train", iteration, "the training objective")
-                let (clipped, norm) = clipByGlobalNorm(gradients(of: loss, with: model.parameters), maxNorm: settings.clipNorm)
-                try requireFinite(norm, "train", iteration, "the gradient norm")
-                model.parameters = adam.step(model.parameters, gradients: clipped)
+                try requireFinite(outcome.loss, "train", iteration, "the training objective")
+                try requireFinite(outcome.gradientNorm, "train", iteration, "the gradient norm")
                 iterationSeconds.append(Date().timeIntervalSince(start))
-                trainLoss.append(loss.scalar)
+                trainLoss.append(outcome.loss)
 
                 let value = try within("validation", iteration) {
                     try validate(model, objective: objective, data: data, stream: stream, iteration: iteration)
@@ -99,7 +95,7 @@ public struct DKEFTrainer {
                 if value < best.value { best = (value, iteration, model.parameters) }
                 let elapsed = Date().timeIntervalSince(trainStart)
                 let eta = elapsed / Double(iteration + 1) * Double(totalIterations - iteration - 1)
-                progress("\(label) train \(iteration + 1)/\(totalIterations) loss \(format(loss.scalar)) val \(format(value)) best \(format(best.value)) @\(best.iteration + 1) | \(format(elapsed, 1))s, ETA \(format(eta, 0))s")
+                progress("\(label) train \(iteration + 1)/\(totalIterations) loss \(format(outcome.loss)) val \(format(value)) best \(format(best.value)) @\(best.iteration + 1) | \(format(elapsed, 1))s, ETA \(format(eta, 0))s")
             }
         }
         model.parameters = best.parameters
@@ -149,6 +145,45 @@ public struct DKEFTrainer {
                       validationLoss: validationLoss, finalizeLoss: finalizeLoss, bestIteration: best.iteration,
                       iterationSeconds: iterationSeconds,
                       stageSeconds: ["train": trainSeconds, "finalize": finalizeSeconds, "evaluate": Date().timeIntervalSince(evaluateStart)])
+    }
+
+    /// Seconds spent in each phase of one training iteration.
+    public struct StepTiming: Sendable {
+        /// α on X_t: the quadratic system and the solve.
+        public var alpha: Double
+        /// The objective of the density with that α on X_v.
+        public var objective: Double
+        /// The parameter gradient (reverse mode through all of the above).
+        public var backward: Double
+        /// Gradient clipping and the Adam update.
+        public var optimizer: Double
+        public var total: Double { alpha + objective + backward + optimizer }
+    }
+
+    /// One training iteration: α from X_t, the objective on X_v, its parameter gradient clipped
+    /// to `clipNorm`, an Adam step. Returns the loss, the gradient norm before clipping and the
+    /// time of each phase. Shared by training and figure 2's timing.
+    public static func trainingStep(_ model: inout DKEF, optimizer: inout Adam, objective: any ScoreObjective,
+                                    alphaBatch xt: Tensor, lossBatch xv: Tensor, clipNorm: Double,
+                                    stream: RandomStream) throws -> (loss: Double, gradientNorm: Double, timing: StepTiming) {
+        var clock = DispatchTime.now().uptimeNanoseconds
+        func lap() -> Double {
+            let now = DispatchTime.now().uptimeNanoseconds
+            defer { clock = now }
+            return Double(now - clock) / 1e9
+        }
+        let system = try QuadraticSystem.fit(objective, model: model, at: xt,
+                                             noise: objective.drawNoise(points: xt.shape[0], dimension: xt.shape[1], using: stream), createGraph: true)
+        let alpha = system.alpha(logLambda: model.logLambda)
+        let alphaSeconds = lap()
+        let loss = try objective.evaluate(model.density(alpha: alpha), at: xv, using: stream).value
+        let objectiveSeconds = lap()
+        let grads = gradients(of: loss, with: model.parameters)
+        let backwardSeconds = lap()
+        let (clipped, norm) = clipByGlobalNorm(grads, maxNorm: clipNorm)
+        if norm.isFinite { model.parameters = optimizer.step(model.parameters, gradients: clipped) }
+        let optimizerSeconds = lap()
+        return (loss.scalar, norm, StepTiming(alpha: alphaSeconds, objective: objectiveSeconds, backward: backwardSeconds, optimizer: optimizerSeconds))
     }
 
     /// The method's objective on the whole validation set, α from random training points.

@@ -1,0 +1,255 @@
+import DKEFModel
+import Foundation
+import Objectives
+import Training
+import Yams
+
+/// One experiment's settings: the grid (methods × dimensions × DSM σ × seeds), the DKEF
+/// architecture, the protocol's hyperparameters and, for figure 2, the timing budget.
+///
+/// Defaults live here and are the paper's (the authors' configs/dkef_perf); an experiment file
+/// `experiments/<name>.yml` overrides only what differs, and its `quick:` block overrides again
+/// for `--quick`. Every key is checked: an unknown key, a wrong type or a bad value is an error
+/// naming the file, the key and the reason.
+public struct ExperimentConfig: Codable, Equatable, Sendable {
+    public var methods: [String] = Estimator.allCases.map(\.rawValue)
+    public var dims: [Int] = [10, 20, 50, 100]
+    public var seeds: [Int] = [0, 1, 2]
+    /// DSM's noise scales; each is its own grid cell.
+    public var dsmSigmas: [Double] = [0.1]
+    public var projection: String = Projection.rademacher.rawValue
+    public var projections: Int = 1
+    public var model = ModelSettings()
+    public var protocolSettings = ProtocolSettings()
+    public var timing = TimingSettings()
+
+    public struct ModelSettings: Codable, Equatable, Sendable {
+        public var inducingPoints = 200
+        public var hiddenWidth = 30
+        public var logBandwidths: [Double] = [0.0, 0.5185, 1.0]
+        public var baseSigma = 2.0
+        public var logLambda = -2.0
+    }
+
+    /// figure2: untimed warm-up iterations, timed iterations (the median is reported), and the
+    /// per-cell budget in seconds per iteration beyond which exact SM stops growing D.
+    public struct TimingSettings: Codable, Equatable, Sendable {
+        public var warmup = 2
+        public var iterations = 10
+        public var budgetSeconds = 60.0
+    }
+
+    public init() {}
+
+    public func dkefConfiguration(dimension: Int) -> DKEFConfiguration {
+        DKEFConfiguration(dimension: dimension, inducingPoints: model.inducingPoints, hiddenWidth: model.hiddenWidth,
+                          initialLogBandwidths: model.logBandwidths, baseSigma: model.baseSigma, initialLogLambda: model.logLambda)
+    }
+
+    public func objectiveSettings(sigma: Double) throws -> ObjectiveSettings {
+        ObjectiveSettings(projection: try Projection(named: projection), projectionCount: projections, sigma: sigma)
+    }
+
+    public var estimators: [Estimator] { get throws { try methods.map(Estimator.init(named:)) } }
+
+    /// The grid's cells, in run order (method-major, then D, σ, seed).
+    public var cells: [Cell] {
+        get throws {
+            try estimators.flatMap { estimator in
+                dims.flatMap { d in
+                    (estimator == .dsm ? dsmSigmas.map(Optional.some) : [nil]).flatMap { sigma in
+                        seeds.map { Cell(method: estimator, dimension: d, sigma: sigma, seed: $0) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A canonical JSON text of the effective settings (sorted keys) and its FNV-1a 64-bit hash:
+    /// cells computed under another hash are not reused.
+    public var canonicalJSON: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+
+    public var hash: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in canonicalJSON.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return String(format: "%016llx", h)
+    }
+
+    /// Throws `ConfigError.invalid` for values no run could use.
+    public func validate(file: String) throws {
+        func fail(_ key: String, _ reason: String) -> ConfigError { .invalid(file: file, key: key, reason: reason) }
+        guard !methods.isEmpty else { throw fail("methods", "must list at least one method") }
+        for m in methods where Estimator(rawValue: m) == nil {
+            throw fail("methods", "unknown method '\(m)'; choose from \(Estimator.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard !dims.isEmpty, dims.allSatisfy({ $0 >= 1 }) else { throw fail("dims", "must be a non-empty list of integers ≥ 1, got \(dims)") }
+        guard !seeds.isEmpty, seeds.allSatisfy({ $0 >= 0 }) else { throw fail("seeds", "must be a non-empty list of integers ≥ 0, got \(seeds)") }
+        guard !dsmSigmas.isEmpty, dsmSigmas.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw fail("dsm_sigmas", "must be a non-empty list of finite numbers > 0, got \(dsmSigmas)")
+        }
+        guard Projection(rawValue: projection) != nil else {
+            throw fail("objective.projection", "unknown projection '\(projection)'; choose from \(Projection.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard projections >= 1 else { throw fail("objective.projections", "must be ≥ 1, got \(projections)") }
+        do { try dkefConfiguration(dimension: 1).validate() } catch { throw fail("model", "\(error)") }
+        do { try protocolSettings.validate() } catch { throw fail("protocol", "\(error)") }
+        guard model.inducingPoints <= protocolSettings.trainCount else {
+            throw fail("model.inducing_points", "\(model.inducingPoints) inducing points need at least as many training points (protocol.train is \(protocolSettings.trainCount))")
+        }
+        guard timing.warmup >= 0, timing.iterations >= 1, timing.budgetSeconds > 0 else {
+            throw fail("timing", "warmup must be ≥ 0, iterations ≥ 1 and budget_seconds > 0")
+        }
+    }
+}
+
+public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    case unreadable(file: String, reason: String)
+    case invalid(file: String, key: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(file, reason): "config \(file): \(reason)"
+        case let .invalid(file, key, reason): "config \(file): key '\(key)': \(reason)"
+        }
+    }
+}
+
+// MARK: Loading
+
+extension ExperimentConfig {
+    /// Reads `path`, applying its keys over the defaults and, when `quick`, its `quick:` block.
+    public static func load(_ path: String, quick: Bool) throws -> (config: ExperimentConfig, text: String) {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ConfigError.unreadable(file: path, reason: "cannot read it (\(error.localizedDescription))")
+        }
+        return (try parse(text, file: path, quick: quick), text)
+    }
+
+    public static func parse(_ text: String, file: String, quick: Bool) throws -> ExperimentConfig {
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch { throw ConfigError.unreadable(file: file, reason: "not valid YAML: \(error)") }
+        var config = ExperimentConfig()
+        guard let root else { return config }
+        guard let map = root as? [String: Any] else { throw ConfigError.invalid(file: file, key: "(top level)", reason: "must be a mapping of keys to values") }
+        let reader = Reader(file: file)
+        try reader.apply(map, to: &config, prefix: "", allowQuick: true)
+        if quick, let q = map["quick"] {
+            guard let quickMap = q as? [String: Any] else { throw ConfigError.invalid(file: file, key: "quick", reason: "must be a mapping") }
+            try reader.apply(quickMap, to: &config, prefix: "quick.", allowQuick: false)
+        }
+        try config.validate(file: file)
+        return config
+    }
+
+    /// Reads YAML values into the typed settings, naming the key on any mismatch.
+    struct Reader {
+        let file: String
+
+        func fail(_ key: String, _ reason: String) -> ConfigError { .invalid(file: file, key: key, reason: reason) }
+
+        func int(_ v: Any, _ key: String) throws -> Int {
+            if let i = v as? Int { return i }
+            throw fail(key, "expected an integer, got \(describe(v))")
+        }
+        func double(_ v: Any, _ key: String) throws -> Double {
+            if let d = v as? Double { return d }
+            if let i = v as? Int { return Double(i) }
+            throw fail(key, "expected a number, got \(describe(v))")
+        }
+        func string(_ v: Any, _ key: String) throws -> String {
+            if let s = v as? String { return s }
+            throw fail(key, "expected a string, got \(describe(v))")
+        }
+        func list<T>(_ v: Any, _ key: String, _ element: (Any, String) throws -> T) throws -> [T] {
+            guard let items = v as? [Any] else { throw fail(key, "expected a list, got \(describe(v))") }
+            return try items.enumerated().map { try element($0.element, "\(key)[\($0.offset)]") }
+        }
+        func mapping(_ v: Any, _ key: String) throws -> [String: Any] {
+            guard let m = v as? [String: Any] else { throw fail(key, "expected a mapping, got \(describe(v))") }
+            return m
+        }
+        func describe(_ v: Any) -> String { "'\(v)' (\(type(of: v)))" }
+
+        func apply(_ map: [String: Any], to c: inout ExperimentConfig, prefix: String, allowQuick: Bool) throws {
+            for (key, value) in map.sorted(by: { $0.key < $1.key }) {
+                let k = prefix + key
+                switch key {
+                case "methods": c.methods = try list(value, k, string)
+                case "dims": c.dims = try list(value, k, int)
+                case "seeds": c.seeds = try list(value, k, int)
+                case "dsm_sigmas": c.dsmSigmas = try list(value, k, double)
+                case "objective":
+                    for (sub, v) in try mapping(value, k) {
+                        switch sub {
+                        case "projection": c.projection = try string(v, "\(k).\(sub)")
+                        case "projections": c.projections = try int(v, "\(k).\(sub)")
+                        default: throw unknown("\(k).\(sub)", ["projection", "projections"])
+                        }
+                    }
+                case "model":
+                    for (sub, v) in try mapping(value, k) {
+                        let kk = "\(k).\(sub)"
+                        switch sub {
+                        case "inducing_points": c.model.inducingPoints = try int(v, kk)
+                        case "hidden_width": c.model.hiddenWidth = try int(v, kk)
+                        case "log_bandwidths": c.model.logBandwidths = try list(v, kk, double)
+                        case "base_sigma": c.model.baseSigma = try double(v, kk)
+                        case "log_lambda": c.model.logLambda = try double(v, kk)
+                        default: throw unknown(kk, ["inducing_points", "hidden_width", "log_bandwidths", "base_sigma", "log_lambda"])
+                        }
+                    }
+                case "protocol":
+                    for (sub, v) in try mapping(value, k) {
+                        let kk = "\(k).\(sub)"
+                        var p = c.protocolSettings
+                        switch sub {
+                        case "train": p.trainCount = try int(v, kk)
+                        case "validation": p.validationCount = try int(v, kk)
+                        case "test": p.testCount = try int(v, kk)
+                        case "batch_size": p.batchSize = try int(v, kk)
+                        case "learning_rate": p.learningRate = try double(v, kk)
+                        case "clip_norm": p.clipNorm = try double(v, kk)
+                        case "epochs": p.epochs = try int(v, kk)
+                        case "validation_alpha_points": p.validationAlphaPoints = try int(v, kk)
+                        case "alpha_batch": p.alphaBatch = try int(v, kk)
+                        case "finalize_steps": p.finalizeSteps = try int(v, kk)
+                        case "finalize_learning_rate": p.finalizeLearningRate = try double(v, kk)
+                        case "finalize_batch": p.finalizeBatch = try int(v, kk)
+                        case "importance_samples": p.importanceSamples = try int(v, kk)
+                        case "importance_chunk": p.importanceChunk = try int(v, kk)
+                        case "importance_sigma": p.importanceSigma = try double(v, kk)
+                        default: throw unknown(kk, Self.protocolKeys)
+                        }
+                        c.protocolSettings = p
+                    }
+                case "timing":
+                    for (sub, v) in try mapping(value, k) {
+                        let kk = "\(k).\(sub)"
+                        switch sub {
+                        case "warmup": c.timing.warmup = try int(v, kk)
+                        case "iterations": c.timing.iterations = try int(v, kk)
+                        case "budget_seconds": c.timing.budgetSeconds = try double(v, kk)
+                        default: throw unknown(kk, ["warmup", "iterations", "budget_seconds"])
+                        }
+                    }
+                case "quick" where allowQuick: continue
+                default:
+                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
+                }
+            }
+        }
+
+        static let protocolKeys = ["train", "validation", "test", "batch_size", "learning_rate", "clip_norm", "epochs",
+                                   "validation_alpha_points", "alpha_batch", "finalize_steps", "finalize_learning_rate",
+                                   "finalize_batch", "importance_samples", "importance_chunk", "importance_sigma"]
+
+        func unknown(_ key: String, _ allowed: [String]) -> ConfigError {
+            fail(key, "unknown key; allowed here: \(allowed.joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Objectives
+
+/// The options every experiment executable shares.
+public struct ExperimentOptions: ParsableArguments {
+    @Option(help: "Experiment config (YAML). Defaults to experiments/<experiment>.yml.")
+    public var config: String?
+
+    @Option(help: "Comma-separated dimensions, overriding the config's dims (e.g. 10,20).")
+    public var dims: String?
+
+    @Option(help: "Comma-separated methods, overriding the config's (\(Estimator.allCases.map(\.rawValue).joined(separator: ", "))).")
+    public var methods: String?
+
+    @Option(help: "Comma-separated seeds, overriding the config's (e.g. 0,1,2).")
+    public var seeds: String?
+
+    @Flag(help: "Apply the config's quick: block (a small grid and protocol, minutes on 2 cores).")
+    public var quick = false
+
+    @Option(help: "Results file (HDF5). Defaults to results/<experiment>.h5, or results/quick/<experiment>.h5 with --quick.")
+    public var out: String?
+
+    @Flag(help: "Start a new results file instead of resuming (the old file is kept as <out>.<time>.bak).")
+    public var fresh = false
+
+    public init() {}
+
+    /// The effective config (file, quick block, then command-line overrides) and its source text.
+    public func resolve(experiment: String) throws -> (config: ExperimentConfig, text: String, out: String) {
+        let path = config ?? "experiments/\(experiment).yml"
+        var (resolved, text) = try ExperimentConfig.load(path, quick: quick)
+        func list<T>(_ text: String?, _ name: String, _ parse: (String) -> T?) throws -> [T]? {
+            guard let text else { return nil }
+            let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let parsed = items.map(parse)
+            guard !items.isEmpty, !parsed.contains(where: { $0 == nil }) else {
+                throw ValidationError("--\(name) must be a comma-separated list, got '\(text)'")
+            }
+            return parsed.map { $0! }
+        }
+        if let d = try list(dims, "dims", { Int($0) }) { resolved.dims = d }
+        if let m = try list(methods, "methods", { $0 }) { resolved.methods = m }
+        if let s = try list(seeds, "seeds", { Int($0) }) { resolved.seeds = s }
+        try resolved.validate(file: path + " with command-line overrides")
+        let output = out ?? (quick ? "results/quick/\(experiment).h5" : "results/\(experiment).h5")
+        let folder = (output as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+        return (resolved, text, output)
+    }
+}

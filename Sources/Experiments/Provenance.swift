@@ -1,0 +1,72 @@
+import Autodiff
+import Foundation
+import GSLNumerics
+import ResultsStore
+
+/// What is needed to trust a result: code version, library versions, hardware.
+public struct Provenance {
+    public var gitCommit: String
+    public var gitDirty: Bool
+    public var swiftVersion: String
+    public var gslVersion: String
+    public var hdf5Version: String
+    public var openBLAS: String
+    public var cpuModel: String
+    public var cores: Int
+    public var blasThreads: Int
+    public var host: String
+
+    /// Reads it off this process and machine (git and swift are asked; "unknown" if absent).
+    public static func current() -> Provenance {
+        let commit = run("git", ["rev-parse", "HEAD"]) ?? "unknown"
+        let dirty = !(run("git", ["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty
+        return Provenance(gitCommit: commit, gitDirty: dirty,
+                          swiftVersion: run("swift", ["--version"])?.split(separator: "\n").first.map(String.init) ?? "unknown",
+                          gslVersion: GSLNumerics.gslVersion, hdf5Version: ResultsStore.hdf5Version,
+                          openBLAS: openBLASConfiguration, cpuModel: Experiments.cpuModel(), cores: ProcessInfo.processInfo.activeProcessorCount,
+                          blasThreads: openBLASThreadCount, host: ProcessInfo.processInfo.hostName)
+    }
+
+    public func write(to group: ResultsGroup) throws {
+        try group.setAttribute("git_commit", .string(gitCommit + (gitDirty ? " (with uncommitted changes)" : "")))
+        try group.setAttribute("swift_version", .string(swiftVersion))
+        try group.setAttribute("gsl_version", .string(gslVersion))
+        try group.setAttribute("hdf5_version", .string(hdf5Version))
+        try group.setAttribute("openblas", .string(openBLAS))
+        try group.setAttribute("cpu_model", .string(cpuModel))
+        try group.setAttribute("cores", .int(cores))
+        try group.setAttribute("blas_threads", .int(blasThreads))
+        try group.setAttribute("host", .string(host))
+    }
+
+    static func run(_ tool: String, _ arguments: [String]) -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [tool] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+public func cpuModel() -> String {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown CPU" }
+    return info.split(separator: "\n").first { $0.hasPrefix("model name") }?
+        .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+}
+
+/// ISO 8601 time, UTC.
+public func timestamp(_ date: Date = Date()) -> String { ISO8601DateFormatter().string(from: date) }
+
+/// Peak resident memory of this process so far, in MiB (from /proc/self/status VmHWM).
+public func peakResidentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return .nan }
+    return kib / 1024
+}

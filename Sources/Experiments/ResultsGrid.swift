@@ -1,0 +1,111 @@
+import Foundation
+import ResultsStore
+
+/// A results file for one experiment: per-file provenance and config at the root, one group per
+/// finished cell under `cells/`. Each cell is written atomically as soon as it finishes; a rerun
+/// with the same config hash skips the cells present, so an interrupted run resumes.
+///
+///     /                   attrs: experiment, config_text, config_json, config_hash, git_commit,
+///                                swift_version, gsl_version, hdf5_version, openblas, cpu_model,
+///                                cores, blas_threads, host, started, updated
+///     /cells/<cell name>/ attrs: method, dimension, sigma (DSM), seed, config_hash, finished,
+///                                wall_seconds; datasets: metrics (units as attributes), curves
+public struct ResultsGrid {
+    public let path: String
+    public let experiment: String
+    public let config: ExperimentConfig
+    public let configText: String
+
+    public enum GridError: Error, CustomStringConvertible {
+        case otherConfig(path: String, stored: String, current: String)
+        public var description: String {
+            switch self {
+            case let .otherConfig(path, stored, current):
+                "\(path) holds results of another configuration (hash \(stored), this run \(current)); rerun with --fresh (the old file is kept as a .bak copy) or choose another --out"
+            }
+        }
+    }
+
+    /// Opens (or prepares) the file. With `fresh`, an existing file is moved aside to
+    /// `<path>.<time>.bak` and a new one started; otherwise an existing file must carry this
+    /// config's hash.
+    public init(path: String, experiment: String, config: ExperimentConfig, configText: String, fresh: Bool) throws {
+        self.path = path
+        self.experiment = experiment
+        self.config = config
+        self.configText = configText
+        let exists = FileManager.default.fileExists(atPath: path)
+        if exists && fresh {
+            let backup = "\(path).\(Int(Date().timeIntervalSince1970)).bak"
+            try FileManager.default.moveItem(atPath: path, toPath: backup)
+            FileHandle.standardError.write("moved the old \(path) to \(backup)\n".data(using: .utf8)!)
+        }
+        if exists && !fresh {
+            let stored = try ResultsFile.read(at: path) { try $0.attribute("config_hash").stringValue ?? "" }
+            guard stored == config.hash else { throw GridError.otherConfig(path: path, stored: stored, current: config.hash) }
+        } else {
+            let provenance = Provenance.current()
+            try ResultsFile.write(to: path) { root in
+                try root.setAttribute("experiment", .string(experiment))
+                try root.setAttribute("config_text", .string(configText))
+                try root.setAttribute("config_json", .string(config.canonicalJSON))
+                try root.setAttribute("config_hash", .string(config.hash))
+                try root.setAttribute("started", .string(timestamp()))
+                try provenance.write(to: root)
+                try root.createGroup("cells")
+            }
+        }
+    }
+
+    /// Names of the cells already in the file.
+    public func finishedCells() throws -> Set<String> {
+        try ResultsFile.read(at: path) { root in
+            guard root.contains("cells") else { return [] }
+            return Set(try root.group("cells").childNames())
+        }
+    }
+
+    /// Writes one finished cell (atomically: the file is replaced only when the write succeeds).
+    public func record(_ cell: Cell, wallSeconds: Double, _ body: (ResultsGroup) throws -> Void) throws {
+        try ResultsFile.update(at: path) { root in
+            let group = try root.createGroup("cells").createGroup(cell.name)
+            try group.setAttribute("method", .string(cell.method.rawValue))
+            try group.setAttribute("dimension", .int(cell.dimension))
+            if let sigma = cell.sigma { try group.setAttribute("sigma", .double(sigma)) }
+            try group.setAttribute("seed", .int(cell.seed))
+            try group.setAttribute("config_hash", .string(config.hash))
+            try group.setAttribute("finished", .string(timestamp()))
+            try group.setAttribute("wall_seconds", .double(wallSeconds))
+            try body(group)
+            try root.setAttribute("updated", .string(timestamp()))
+        }
+    }
+
+    /// Runs every cell of `cells` not yet in the file, writing each as it finishes, with a
+    /// progress line per cell (elapsed, ETA) on stderr.
+    /// `skip` may name a reason to pass over a cell (asked just before it would run).
+    public func run(_ cells: [Cell], skip: (Cell) throws -> String? = { _ in nil },
+                    _ compute: (Cell) throws -> (ResultsGroup) throws -> Void) throws {
+        let done = try finishedCells()
+        let todo = cells.filter { !done.contains($0.name) }
+        if cells.count > todo.count {
+            log("\(experiment): \(cells.count - todo.count) of \(cells.count) cells already in \(path) (same config \(config.hash)); running the other \(todo.count)")
+        }
+        let start = Date()
+        for (index, cell) in todo.enumerated() {
+            if let reason = try skip(cell) {
+                log("\(experiment): cell \(index + 1)/\(todo.count) \(cell.name) skipped: \(reason)")
+                continue
+            }
+            let cellStart = Date()
+            let write = try compute(cell)
+            let seconds = Date().timeIntervalSince(cellStart)
+            try record(cell, wallSeconds: seconds, write)
+            let elapsed = Date().timeIntervalSince(start)
+            let eta = elapsed / Double(index + 1) * Double(todo.count - index - 1)
+            log(String(format: "%@: cell %d/%d %@ done in %.1f s | elapsed %.0f s, ETA %.0f s", experiment, index + 1, todo.count, cell.name, seconds, elapsed, eta))
+        }
+    }
+}
+
+public func log(_ line: String) { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) }

@@ -1,0 +1,84 @@
+import Foundation
+import Yams
+
+/// The paper's claims as numeric thresholds on the quick grid (`make check`). Each claim is
+/// computed from the results files and compared with its bound from experiments/thresholds.yml.
+public enum ThresholdCheck {
+    public struct Outcome: CustomStringConvertible {
+        public var name: String
+        public var value: Double
+        public var bound: Double
+        public var isMaximum: Bool
+        public var detail: String
+        public var passed: Bool { isMaximum ? value <= bound : value >= bound }
+        public var description: String {
+            "\(name): \(String(format: "%.3f", value)) \(isMaximum ? "≤" : "≥") \(bound) — \(detail)"
+        }
+    }
+
+    /// Each claim: name → (needs which file, computes its value from the cell records).
+    static let claims: [String: (file: String, isMaximum: Bool, detail: String, value: @Sendable ([CellRecord]) -> Double)] = [
+        "ssm_vr_over_sm_fisher_max": ("figure1", true, "SSM-VR's test Fisher divergence over SM's (worst D; means over seeds)",
+                                      { worstRatio($0, "ssm_vr", "sm", metric: "fisher_divergence") }),
+        "ssm_over_approx_bp_fisher_max": ("figure1", true, "SSM's test Fisher divergence over Approx BP's (worst D)",
+                                          { worstRatio($0, "ssm", "approx_bp", metric: "fisher_divergence") }),
+        "ssm_vr_over_approx_bp_fisher_max": ("figure1", true, "SSM-VR's test Fisher divergence over Approx BP's (worst D)",
+                                             { worstRatio($0, "ssm_vr", "approx_bp", metric: "fisher_divergence") }),
+        "ssm_over_cp_fisher_max": ("figure1", true, "SSM's test Fisher divergence over CP's (worst D)",
+                                   { worstRatio($0, "ssm", "cp", metric: "fisher_divergence") }),
+        "ssm_vr_over_cp_fisher_max": ("figure1", true, "SSM-VR's test Fisher divergence over CP's (worst D)",
+                                      { worstRatio($0, "ssm_vr", "cp", metric: "fisher_divergence") }),
+        "dsm_worst_over_best_sigma_min": ("table1", false, "DSM's worst over best σ by test Fisher divergence (least over D)",
+                                          { dsmSigmaSpread($0) }),
+        "sm_minus_ssm_time_slope_min": ("figure2", false, "exact SM's log-log slope of iteration time vs D minus SSM's",
+                                        { slope($0, "sm") - slope($0, "ssm") }),
+    ]
+
+    public static func run(thresholdsFile: String, resultsFolder: String) throws -> [Outcome] {
+        let text: String
+        do { text = try String(contentsOfFile: thresholdsFile, encoding: .utf8) } catch {
+            throw ConfigError.unreadable(file: thresholdsFile, reason: "cannot read it")
+        }
+        guard let map = try Yams.load(yaml: text) as? [String: Any] else {
+            throw ConfigError.invalid(file: thresholdsFile, key: "(top level)", reason: "must map threshold names to numbers")
+        }
+        var records: [String: [CellRecord]] = [:]
+        return try map.keys.sorted().map { name in
+            guard let claim = claims[name] else {
+                throw ConfigError.invalid(file: thresholdsFile, key: name, reason: "unknown threshold; known: \(claims.keys.sorted().joined(separator: ", "))")
+            }
+            guard let bound = (map[name] as? Double) ?? (map[name] as? Int).map(Double.init) else {
+                throw ConfigError.invalid(file: thresholdsFile, key: name, reason: "must be a number")
+            }
+            if records[claim.file] == nil { records[claim.file] = try CellRecord.all(in: "\(resultsFolder)/\(claim.file).h5") }
+            return Outcome(name: name, value: claim.value(records[claim.file]!), bound: bound, isMaximum: claim.isMaximum, detail: claim.detail)
+        }
+    }
+
+    static func means(_ records: [CellRecord], _ series: String, _ metric: String) -> [Int: Double] {
+        summarize(records, metric: metric)[series]?.mapValues(\.mean) ?? [:]
+    }
+
+    /// max over D of mean(a)/mean(b); NaN if either is missing.
+    static func worstRatio(_ records: [CellRecord], _ a: String, _ b: String, metric: String) -> Double {
+        let ma = means(records, a, metric), mb = means(records, b, metric)
+        let ds = Set(ma.keys).intersection(mb.keys)
+        return ds.isEmpty ? .nan : ds.map { ma[$0]! / mb[$0]! }.max()!
+    }
+
+    /// min over D of (worst σ / best σ) for DSM's mean test Fisher divergence.
+    static func dsmSigmaSpread(_ records: [CellRecord]) -> Double {
+        let dsm = records.filter { $0.method == "dsm" }
+        let ds = Set(dsm.map(\.dimension))
+        guard !ds.isEmpty else { return .nan }
+        return ds.map { d -> Double in
+            let bySigma = summarize(dsm.filter { $0.dimension == d }, metric: "fisher_divergence").values.compactMap { $0[d]?.mean }
+            return bySigma.max()! / bySigma.min()!
+        }.min()!
+    }
+
+    static func slope(_ records: [CellRecord], _ method: String) -> Double {
+        let points = records.filter { $0.method == method }.compactMap { r in r.values["median_total_seconds"].map { (Double(r.dimension), $0) } }
+        return logLogSlope(x: points.map(\.0), y: points.map(\.1))
+    }
+}
