@@ -1,14 +1,22 @@
 # ssm-bench — one command per result. `make help` lists the targets.
 SWIFT   ?= swift
-APT_PACKAGES := libgsl-dev libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev pkg-config
+APT_PACKAGES := libgsl-dev libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev pkg-config python3-venv
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN     := .build/release
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
 
-.PHONY: help deps build test bench-core clean
+.PHONY: help deps build test check figure1 figure2 table1 all plots bench-core clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
 	@echo "make build       release build of every target"
 	@echo "make test        deps, then the full test suite (swift test)"
+	@echo "make check       quick grids of figure1, table1, figure2 against experiments/thresholds.yml"
+	@echo "make figure1     full figure 1 -> results/figure1.h5, results/figure1.png|pdf"
+	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
+	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
+	@echo "make all         all three"
 	@echo "make bench-core  autodiff and objective microbenchmarks -> results/bench-core.md, results/bench-objectives.md"
 
 # Installs only what is missing; prints what it installs.
@@ -30,9 +38,40 @@ build: deps
 test: deps
 	$(SWIFT) test
 
+# The plotting environment, pinned (experiments/requirements.txt).
+$(PYTHON): experiments/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r experiments/requirements.txt
+	touch $(PYTHON)
+
+# Quick grids are scratch: recomputed from nothing each time, so they test the current code.
+check: build
+	rm -rf results/quick
+	$(BIN)/figure1 --quick
+	$(BIN)/table1 --quick
+	$(BIN)/figure2 --quick
+	$(BIN)/inspect check --thresholds experiments/thresholds.yml --results results/quick
+
+figure1: build $(PYTHON)
+	$(BIN)/figure1
+	$(PYTHON) experiments/plot.py figure1 results/figure1.h5 results/figure1
+
+figure2: build $(PYTHON)
+	$(BIN)/figure2
+	$(PYTHON) experiments/plot.py figure2 results/figure2.h5 results/figure2
+
+table1: build
+	$(BIN)/table1
+
+all: figure1 figure2 table1
+
+plots: $(PYTHON)
+	$(PYTHON) experiments/plot.py figure1 results/figure1.h5 results/figure1
+	$(PYTHON) experiments/plot.py figure2 results/figure2.h5 results/figure2
+
 bench-core: build
-	.build/release/bench-core mlp --out results/bench-core.md
-	.build/release/bench-core objectives --out results/bench-objectives.md
+	$(BIN)/bench-core mlp --out results/bench-core.md
+	$(BIN)/bench-core objectives --out results/bench-objectives.md
 
 clean:
 	rm -rf .build

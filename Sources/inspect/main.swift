@@ -56,7 +56,7 @@ struct Check: ParsableCommand {
         let outcomes = try ThresholdCheck.run(thresholdsFile: thresholds, resultsFolder: results)
         for o in outcomes { print((o.passed ? "ok     " : "BROKEN ") + o.description) }
         let broken = outcomes.filter { !$0.passed }
-        print("\(outcomes.count - broken.count) passed, \(broken.count) failed")
+        print("thresholds: \(outcomes.count - broken.count) passed, \(broken.count) failed")
         if !broken.isEmpty { throw ExitCode(1) }
     }
 }

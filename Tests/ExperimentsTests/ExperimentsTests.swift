@@ -1,0 +1,149 @@
+import Experiments
+import Foundation
+import Objectives
+import ResultsStore
+import Testing
+
+func folder() -> String {
+    let path = NSTemporaryDirectory() + "ssm-exp-\(UUID().uuidString)"
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+@Suite struct Configs {
+    @Test func defaultsAreThePapersAndFilesOverride() throws {
+        let config = try ExperimentConfig.parse("dims: [3]\nprotocol:\n  epochs: 2\n", file: "x.yml", quick: false)
+        #expect(config.dims == [3])
+        #expect(config.protocolSettings.epochs == 2)
+        #expect(config.protocolSettings.trainCount == 4860 && config.protocolSettings.learningRate == 0.01)
+        #expect(config.model.inducingPoints == 200 && config.model.logBandwidths == [0.0, 0.5185, 1.0])
+        #expect(config.methods == ["sm", "ssm", "ssm_vr", "dsm", "cp", "approx_bp"])
+    }
+
+    @Test func quickBlockAppliesOnlyWithQuick() throws {
+        let text = "dims: [10]\nquick:\n  dims: [2]\n"
+        #expect(try ExperimentConfig.parse(text, file: "x.yml", quick: false).dims == [10])
+        #expect(try ExperimentConfig.parse(text, file: "x.yml", quick: true).dims == [2])
+    }
+
+    /// A bad key, type or value names the file, the key and the reason.
+    @Test func brokenConfigsAreClearErrors() {
+        let cases: [(String, String)] = [
+            ("dimz: [3]", "key 'dimz': unknown key"),
+            ("dims: three", "key 'dims': expected a list"),
+            ("dims: [0]", "key 'dims': must be a non-empty list of integers ≥ 1"),
+            ("methods: [sliced_VR]", "unknown method 'sliced_VR'"),
+            ("protocol:\n  learning_rate: fast", "key 'protocol.learning_rate': expected a number"),
+            ("protocol:\n  epoch: 3", "key 'protocol.epoch': unknown key"),
+            ("objective:\n  projection: radermacher", "unknown projection 'radermacher'"),
+            ("dsm_sigmas: [-0.1]", "key 'dsm_sigmas'"),
+            ("quick:\n  quick: {}", "key 'quick.quick': unknown key"),
+            ("dims: [3", "not valid YAML"),
+        ]
+        for (text, expected) in cases {
+            do {
+                _ = try ExperimentConfig.parse(text, file: "bad.yml", quick: true)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect("\(error)".contains("bad.yml") && "\(error)".contains(expected), "\(text) → \(error)")
+            }
+        }
+    }
+
+    /// The grid: DSM once per σ, the others once; the hash follows the settings.
+    @Test func cellsAndHash() throws {
+        let config = try ExperimentConfig.parse("methods: [dsm, ssm]\ndims: [2, 4]\nseeds: [0, 1]\ndsm_sigmas: [0.1, 1.0]\n", file: "x.yml", quick: false)
+        let cells = try config.cells
+        #expect(cells.count == 2 * 2 * 2 + 2 * 2)
+        #expect(cells.first?.name == "dsm_sigma0.1_d2_seed0")
+        #expect(Set(cells.map(\.name)).count == cells.count)
+        var other = config
+        other.seeds = [0]
+        #expect(config.hash != other.hash)
+        #expect(config.hash == (try ExperimentConfig.parse("methods: [dsm, ssm]\ndims: [2, 4]\nseeds: [0, 1]\ndsm_sigmas: [0.1, 1.0]\n", file: "y.yml", quick: false)).hash)
+    }
+
+    /// The committed experiment files parse, with and without their quick blocks.
+    @Test(arguments: ["figure1", "figure2", "table1"])
+    func committedConfigsAreValid(name: String) throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../experiments/\(name).yml").path
+        _ = try ExperimentConfig.load(path, quick: false)
+        _ = try ExperimentConfig.load(path, quick: true)
+    }
+}
+
+@Suite struct Grids {
+    func tinyConfig() throws -> ExperimentConfig {
+        try ExperimentConfig.parse("methods: [ssm]\ndims: [2]\nseeds: [0, 1]\n", file: "x.yml", quick: false)
+    }
+
+    /// Cells are written as they finish; a rerun with the same config computes only the missing
+    /// ones; a different config is refused; --fresh keeps the old file as a .bak.
+    @Test func resumeSkipsFinishedCellsAndRefusesOtherConfigs() throws {
+        let path = folder() + "/grid.h5"
+        let config = try tinyConfig()
+        struct Interrupted: Error {}
+        var computed: [String] = []
+        let grid = try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false)
+        #expect(throws: Interrupted.self) {
+            try grid.run(try config.cells) { cell in
+                if cell.seed == 1 { throw Interrupted() }
+                computed.append(cell.name)
+                return { try $0.write("fisher_divergence", doubles: [0.5], shape: []) }
+            }
+        }
+        #expect(try grid.finishedCells() == ["ssm_d2_seed0"])
+        let again = try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false)
+        try again.run(try config.cells) { cell in
+            computed.append(cell.name)
+            return { try $0.write("fisher_divergence", doubles: [0.7], shape: []) }
+        }
+        #expect(computed == ["ssm_d2_seed0", "ssm_d2_seed1"])
+        let records = try CellRecord.all(in: path)
+        #expect(records.map(\.values["fisher_divergence"]) == [0.5, 0.7])
+
+        var other = config
+        other.dims = [3]
+        #expect(throws: ResultsGrid.GridError.self) {
+            try ResultsGrid(path: path, experiment: "test", config: other, configText: "t", fresh: false)
+        }
+        _ = try ResultsGrid(path: path, experiment: "test", config: other, configText: "t", fresh: true)
+        let files = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
+        #expect(files.contains { $0.hasPrefix("grid.h5.") && $0.hasSuffix(".bak") })
+        #expect(try ResultsGrid(path: path, experiment: "test", config: other, configText: "t", fresh: false).finishedCells().isEmpty)
+    }
+
+    /// The file records the config and provenance.
+    @Test func provenanceIsRecorded() throws {
+        let path = folder() + "/p.h5"
+        let config = try tinyConfig()
+        _ = try ResultsGrid(path: path, experiment: "test", config: config, configText: "methods: [ssm]", fresh: false)
+        try ResultsFile.read(at: path) { root throws in
+            #expect(try root.attribute("config_hash").stringValue == config.hash)
+            #expect(try root.attribute("config_text").stringValue == "methods: [ssm]")
+            for key in ["git_commit", "swift_version", "gsl_version", "hdf5_version", "openblas", "cpu_model", "cores", "started"] {
+                #expect(root.contains("cells") && (try? root.attribute(key)) != nil, "missing \(key)")
+            }
+        }
+    }
+}
+
+@Suite struct Thresholds {
+    /// A bound the results break is reported as broken; an unknown name is a config error.
+    @Test func brokenThresholdsAreNamed() throws {
+        let dir = folder()
+        let config = try ExperimentConfig.parse("methods: [sm, ssm_vr]\ndims: [2]\nseeds: [0]\n", file: "x.yml", quick: false)
+        let grid = try ResultsGrid(path: dir + "/figure1.h5", experiment: "figure1", config: config, configText: "", fresh: false)
+        try grid.run(try config.cells) { cell in
+            let value = cell.method == .sm ? 1.0 : 3.0
+            return { try $0.write("fisher_divergence", doubles: [value], shape: []) }
+        }
+        try "ssm_vr_over_sm_fisher_max: 2.0\n".write(toFile: dir + "/t.yml", atomically: true, encoding: .utf8)
+        let outcome = try ThresholdCheck.run(thresholdsFile: dir + "/t.yml", resultsFolder: dir)
+        #expect(outcome.count == 1 && !outcome[0].passed && outcome[0].value == 3.0)
+        try "ssm_vr_over_sm_fisher_max: 3.5\n".write(toFile: dir + "/t.yml", atomically: true, encoding: .utf8)
+        #expect(try ThresholdCheck.run(thresholdsFile: dir + "/t.yml", resultsFolder: dir)[0].passed)
+        try "made_up: 1\n".write(toFile: dir + "/t.yml", atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try ThresholdCheck.run(thresholdsFile: dir + "/t.yml", resultsFolder: dir) }
+    }
+}
