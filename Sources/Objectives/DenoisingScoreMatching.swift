@@ -25,10 +25,13 @@ public struct DenoisingScoreMatching: ScoreObjective {
         ObjectiveNoise(perturbation: stream.normal(shape: [points, dimension]))
     }
 
-    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
+    /// At x̃ = x + σε: residual σ² s(x̃), offset σε.
+    public func directionalForm(noise: ObjectiveNoise) -> DirectionalForm? {
         let shift = noise.perturbation! * sigma
-        let perturbed = (x + shift).requiringGradient()
-        let s = score(of: logDensity, at: perturbed)
-        return ObjectiveTerms(residual: s * (sigma * sigma), offset: shift)
+        return DirectionalForm(shift: shift, offset: shift, first: .coordinates, firstScale: sigma * sigma, curvature: .none)
+    }
+
+    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
+        directionalForm(noise: noise)!.terms(of: logDensity, at: x, createGraph: createGraph)
     }
 }

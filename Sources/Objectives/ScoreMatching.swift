@@ -26,7 +26,14 @@ public struct ScoreMatching<Trace: TraceEstimator>: ScoreObjective {
         traceEstimator.drawNoise(points: points, dimension: dimension, using: stream)
     }
 
+    /// Residual s, linear term the trace as directional derivatives, when the trace estimator is
+    /// one (exact: all coordinates; Hutchinson: the projections).
+    public func directionalForm(noise: ObjectiveNoise) -> DirectionalForm? {
+        traceEstimator.curvature(noise: noise).map { DirectionalForm(first: .coordinates, curvature: $0) }
+    }
+
     public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
+        if let form = directionalForm(noise: noise) { return form.terms(of: logDensity, at: x, createGraph: createGraph) }
         let leaf = x.requiringGradient()
         let s = score(of: logDensity, at: leaf)
         let trace = try traceEstimator.trace(of: s, at: leaf, logDensity: logDensity, noise: noise, createGraph: createGraph)

@@ -16,6 +16,14 @@ public protocol ScoreObjective: CustomStringConvertible {
 
     /// The per-point terms at x. Called with gradient recording on; x is a constant.
     func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms
+
+    /// The terms as directional derivatives (`DirectionalForm`), for objectives that are; nil for
+    /// those that are not (CP, Approx BP).
+    func directionalForm(noise: ObjectiveNoise) -> DirectionalForm?
+}
+
+extension ScoreObjective {
+    public func directionalForm(noise: ObjectiveNoise) -> DirectionalForm? { nil }
 }
 
 extension ScoreObjective {

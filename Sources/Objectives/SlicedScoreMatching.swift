@@ -26,20 +26,14 @@ public struct SlicedScoreMatching: ScoreObjective {
         ObjectiveNoise(projections: projection.draw(count: count, points: points, dimension: dimension, using: stream))
     }
 
+    /// Residual (vⱼᵀs)/√n and linear term (1/n) Σⱼ vⱼᵀ∇ₓs vⱼ.
+    public func directionalForm(noise: ObjectiveNoise) -> DirectionalForm? {
+        let v = noise.projections!.permuted([1, 0, 2])  // [N, n, D]
+        let n = Double(v.shape[1])
+        return DirectionalForm(first: .given(v), firstScale: 1 / n.squareRoot(), curvature: .sum(.given(v), weight: 1 / n))
+    }
+
     public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
-        let v = noise.projections!
-        let leaf = x.requiringGradient()
-        let s = score(of: logDensity, at: leaf)
-        var slices: [Tensor] = [], quadratic: Tensor? = nil
-        for j in 0..<v.shape[0] {
-            let vj = v.select(j, alongAxis: 0)
-            let sv = s * vj
-            slices.append(sv.sum(alongAxis: 1))
-            let hv = gradient(of: sv.sum(), with: leaf, createGraph: createGraph)
-            let q = (hv * vj).sum(alongAxis: 1)
-            quadratic = quadratic.map { $0 + q } ?? q
-        }
-        let n = Double(v.shape[0])
-        return ObjectiveTerms(residual: Tensor.stack(slices, alongAxis: 1) / n.squareRoot(), linear: quadratic! / n)
+        directionalForm(noise: noise)!.terms(of: logDensity, at: x, createGraph: createGraph)
     }
 }

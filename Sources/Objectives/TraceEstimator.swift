@@ -6,6 +6,8 @@ public protocol TraceEstimator: Sendable {
     var name: String { get }
     /// The random draws it needs for N points in D dimensions.
     func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise
+    /// The trace as a sum of second directional derivatives, when it is one (exact, Hutchinson).
+    func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature?
     /// tr ∇ₓ s per row, `[N]`, given s = score(of: f, at: x) (with its graph) and the leaf x.
     func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                createGraph: Bool) throws -> Tensor
@@ -18,15 +20,11 @@ public struct ExactTrace: TraceEstimator {
     public var name: String { "exact" }
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
 
+    public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { .sum(.coordinates, weight: 1) }
+
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) -> Tensor {
-        let d = x.shape[1]
-        var total: Tensor? = nil
-        for i in 0..<d {
-            let column = gradient(of: score.select(i, alongAxis: 1).sum(), with: x, createGraph: createGraph).select(i, alongAxis: 1)
-            total = total.map { $0 + column } ?? column
-        }
-        return total!
+        DirectionalForm.secondDirectionalDerivatives(score: score, at: x, along: .coordinates, createGraph: createGraph).sum(alongAxis: 1)
     }
 }
 
@@ -48,17 +46,15 @@ public struct HutchinsonTrace: TraceEstimator {
         ObjectiveNoise(projections: projection.draw(count: count, points: points, dimension: dimension, using: stream))
     }
 
+    public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? {
+        let v = noise.projections!.permuted([1, 0, 2])  // [N, n, D]
+        return .sum(.given(v), weight: 1 / Double(v.shape[1]))
+    }
+
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) -> Tensor {
-        let v = noise.projections!
-        var total: Tensor? = nil
-        for j in 0..<v.shape[0] {
-            let vj = v.select(j, alongAxis: 0)
-            let hv = gradient(of: (score * vj).sum(), with: x, createGraph: createGraph)
-            let quadratic = (hv * vj).sum(alongAxis: 1)
-            total = total.map { $0 + quadratic } ?? quadratic
-        }
-        return total! / Double(v.shape[0])
+        guard case let .sum(directions, weight)? = curvature(noise: noise) else { preconditionFailure() }
+        return DirectionalForm.secondDirectionalDerivatives(score: score, at: x, along: directions, createGraph: createGraph).sum(alongAxis: 1) * weight
     }
 }
 
@@ -68,6 +64,7 @@ public struct HutchinsonTrace: TraceEstimator {
 public struct ApproximateBackpropagationTrace: TraceEstimator {
     public init() {}
     public var name: String { "approximate backpropagation" }
+    public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { nil }
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
 
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
@@ -83,6 +80,7 @@ public struct ApproximateBackpropagationTrace: TraceEstimator {
 public struct CurvaturePropagationTrace: TraceEstimator {
     public init() {}
     public var name: String { "curvature propagation" }
+    public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { nil }
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise {
         ObjectiveNoise(curvatureSeed: UInt64(stream.integer(below: Int(Int32.max))))
     }

@@ -1,0 +1,118 @@
+import Autodiff
+
+/// The terms of SM, SSM, SSM-VR and DSM are directional derivatives of log p̃ at (possibly
+/// shifted) points:
+///
+///     rᵢ = scale · (∇f(x̂ᵢ) · u)_{u ∈ Uᵢ},     tᵢ = weight · Σ_{u ∈ U′ᵢ} uᵀ ∇²f(x̂ᵢ) u,     x̂ = x + shift,
+///
+/// with U the coordinate vectors e₁…e_D or given projections. A `DirectionalForm` states an
+/// objective's terms that way, once; they are then evaluated either by reverse mode on any
+/// log-density (a Hessian-vector product per direction, or one backward pass per coordinate for
+/// the trace) or, for a model that provides them (`DirectionalDerivatives`), by forward-mode
+/// derivatives of its layers, with the same numbers.
+public struct DirectionalForm {
+    public enum Directions {
+        /// e₁ … e_D.
+        case coordinates
+        /// Given directions `[N, R, D]` (R per point).
+        case given(Tensor)
+    }
+
+    public enum Curvature {
+        case none
+        /// weight · Σ over the directions of uᵀ∇²f u.
+        case sum(Directions, weight: Double)
+    }
+
+    public var shift: Tensor?
+    public var offset: Tensor?
+    public var first: Directions
+    public var firstScale: Double
+    public var curvature: Curvature
+
+    public init(shift: Tensor? = nil, offset: Tensor? = nil, first: Directions, firstScale: Double = 1, curvature: Curvature) {
+        self.shift = shift
+        self.offset = offset
+        self.first = first
+        self.firstScale = firstScale
+        self.curvature = curvature
+    }
+
+    /// The directions as a tensor `[N, R, D]` (coordinates: the identity for every point).
+    public static func matrix(_ directions: Directions, points n: Int, dimension d: Int) -> Tensor {
+        switch directions {
+        case let .given(u): return u
+        case .coordinates:
+            let eye = Tensor(shape: [d, d], scalars: (0..<(d * d)).map { $0 / d == $0 % d ? 1 : 0 })
+            return withoutGradients { eye.expandingShape(at: 0).expanded(to: [n, d, d]) }
+        }
+    }
+
+    /// The first-order and (if any) second-order direction tensors for N points in D dimensions.
+    public func directionTensors(points n: Int, dimension d: Int) -> (first: Tensor, second: Tensor?) {
+        let second: Tensor?
+        if case let .sum(directions, _) = curvature { second = Self.matrix(directions, points: n, dimension: d) } else { second = nil }
+        return (Self.matrix(first, points: n, dimension: d), second)
+    }
+
+    /// Residual and linear term from directional derivatives along the last axis:
+    /// first `[…, R₁]` ↦ scale · first, second `[…, R₂]` ↦ weight · Σ second.
+    public func assemble(first: Tensor, second: Tensor?) -> (residual: Tensor, linear: Tensor?) {
+        var linear: Tensor? = nil
+        if case let .sum(_, weight) = curvature, let second { linear = second.sum(alongAxis: -1) * weight }
+        return (firstScale == 1 ? first : first * firstScale, linear)
+    }
+
+    /// The terms of f at x (called with recording on; x is a constant).
+    public func terms(of f: any LogDensityFunction, at x: Tensor, createGraph: Bool) -> ObjectiveTerms {
+        let point = shift.map { x + $0 } ?? x
+        let (n, d) = (x.shape[0], x.shape[1])
+        if let fast = f as? DirectionalDerivatives {
+            let (u1, u2) = directionTensors(points: n, dimension: d)
+            let (g1, g2) = fast.directionalDerivatives(at: point, first: u1, second: u2)
+            let (residual, linear) = assemble(first: g1, second: g2)
+            return ObjectiveTerms(residual: residual, offset: offset, linear: linear)
+        }
+        let leaf = point.requiringGradient()
+        let s = score(of: f, at: leaf)
+        let first: Tensor
+        switch self.first {
+        case .coordinates: first = s
+        case let .given(u): first = (s.expandingShape(at: 1) * u).sum(alongAxis: 2)
+        }
+        var second: Tensor? = nil
+        if case let .sum(directions, _) = curvature {
+            second = Self.secondDirectionalDerivatives(score: s, at: leaf, along: directions, createGraph: createGraph)
+        }
+        let (residual, linear) = assemble(first: first, second: second)
+        return ObjectiveTerms(residual: residual, offset: offset, linear: linear)
+    }
+
+    /// uᵀ∇²f u per point and direction, `[N, R]`, by reverse mode from s = ∇f (with its graph):
+    /// for coordinates one backward pass per dimension (column i of ∇ₓ Σₙ sᵢ), for given
+    /// directions one Hessian-vector product ∇ₓ(s·u) per direction.
+    public static func secondDirectionalDerivatives(score s: Tensor, at x: Tensor, along directions: Directions,
+                                                    createGraph: Bool) -> Tensor {
+        var columns: [Tensor] = []
+        switch directions {
+        case .coordinates:
+            for i in 0..<x.shape[1] {
+                columns.append(gradient(of: s.select(i, alongAxis: 1).sum(), with: x, createGraph: createGraph).select(i, alongAxis: 1))
+            }
+        case let .given(u):
+            for r in 0..<u.shape[1] {
+                let ur = u.select(r, alongAxis: 1)
+                let hv = gradient(of: (s * ur).sum(), with: x, createGraph: createGraph)
+                columns.append((hv * ur).sum(alongAxis: 1))
+            }
+        }
+        return Tensor.stack(columns, alongAxis: 1)
+    }
+}
+
+/// A log-density that computes its own directional derivatives (forward mode through its layers),
+/// equal to reverse mode's.
+public protocol DirectionalDerivatives: LogDensityFunction {
+    /// first `[N, R₁]`: ∇f(xₙ)·u for u = first[n, r]; second `[N, R₂]`: uᵀ∇²f(xₙ)u for u = second[n, r].
+    func directionalDerivatives(at x: Tensor, first: Tensor, second: Tensor?) -> (first: Tensor, second: Tensor?)
+}
