@@ -6,7 +6,7 @@ BIN     := .build/release
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 
-.PHONY: help deps build test check figure1 figure2 table1 all plots bench-core clean
+.PHONY: help deps build test check figure1 figure2 table1 all plots bench bench-core clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
@@ -17,6 +17,7 @@ help:
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
 	@echo "make all         all three"
+	@echo "make bench       DKEF iterations per method and D vs the authors' code -> results/bench.md, results/bench.h5"
 	@echo "make bench-core  autodiff and objective microbenchmarks -> results/bench-core.md, results/bench-objectives.md"
 
 # Installs only what is missing; prints what it installs.
@@ -68,6 +69,9 @@ all: figure1 figure2 table1
 plots: $(PYTHON)
 	$(PYTHON) experiments/plot.py figure1 results/figure1.h5 results/figure1
 	$(PYTHON) experiments/plot.py figure2 results/figure2.h5 results/figure2
+
+bench: build
+	$(BIN)/bench
 
 bench-core: build
 	$(BIN)/bench-core mlp --out results/bench-core.md

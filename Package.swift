@@ -29,6 +29,7 @@ let package = Package(
         .executable(name: "figure2", targets: ["figure2"]),
         .executable(name: "table1", targets: ["table1"]),
         .executable(name: "inspect", targets: ["inspect"]),
+        .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -56,6 +57,9 @@ let package = Package(
         .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "table1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "bench",
+                          dependencies: ["Experiments", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "COpenBLAS", "CRuntime",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "inspect", dependencies: ["Experiments", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "BenchCore",
                           dependencies: ["Autodiff", "GSLNumerics", "Objectives", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],

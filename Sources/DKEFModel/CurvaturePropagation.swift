@@ -29,6 +29,9 @@ extension DKEF {
         case all(alpha: Tensor)
         /// Rows in groups of M, row r against z_{r mod M} only, output k(x_r, z_{r mod M}).
         case paired
+        /// Each row against each inducing point separately: the M outputs k(x, z_m), propagated
+        /// with an M axis (`[N, M, ·]`) after one forward pass per point.
+        case each
     }
 
     /// The second channel of the backward pass.
@@ -102,6 +105,7 @@ extension DKEF {
         }
 
         guard let partners else { return (g, curvature.diagonal) }
+        var perPartner: (Tensor, Curvature)? = nil
         let w = kernelWeights
         for j in 0..<configuration.kernelCount {
             let pass = features(j, x)
@@ -116,6 +120,9 @@ extension DKEF {
             case .paired:
                 let m = configuration.inducingPoints
                 diff = (pass.phi.reshaped([n / m, m, -1]) - fz).reshaped([n, 1, -1])
+                c = w.select(j, alongAxis: 0).reshaped([1, 1])
+            case .each:
+                diff = pass.phi.expandingShape(at: 1) - fz.expandingShape(at: 0)
                 c = w.select(j, alongAxis: 0).reshaped([1, 1])
             }
             let distance = diff.square().sum(alongAxis: 2)                // [N, P]
@@ -138,16 +145,23 @@ extension DKEF {
                 cPhi = .propagated(real: slope * re.expandingShape(at: 2) + m.squareRootOfPositivePart() * v,
                                    imaginary: slope * ie.expandingShape(at: 2) + (-m).squareRootOfPositivePart() * v)
             }
+            if case .each = partners {
+                // Keep the partner axis: g and curvature become [N, M, D].
+                let (gx, cx) = featureNetBackward(j, pass, gradient: gPhi, curvature: cPhi, noise: noise)
+                perPartner = perPartner.map { ($0.0 + gx, $0.1 + cx) } ?? (gx, cx)
+                continue
+            }
             // Sum over partners, then back through the feature net.
             let (gx, cx) = featureNetBackward(j, pass, gradient: gPhi.sum(alongAxis: 1), curvature: cPhi.summed(alongAxis: 1), noise: noise)
             g = g + gx
             curvature = curvature + cx
         }
+        if let perPartner { return (perPartner.0, perPartner.1.diagonal) }
         return (g, curvature.diagonal)
     }
 
-    /// From (g, curvature) at φ_j(x) `[N, H]` back to x `[N, D]` through feature net j: the
-    /// linear skip, W₃, softplus, W₂, softplus, W₁.
+    /// From (g, curvature) at φ_j(x) `[N, H]` (or `[N, M, H]`) back to x `[N, D]` (`[N, M, D]`)
+    /// through feature net j: the linear skip, W₃, softplus, W₂, softplus, W₁.
     func featureNetBackward(_ j: Int, _ pass: FeaturePass, gradient gPhi: Tensor, curvature cPhi: Curvature,
                             noise: RandomStream?) -> (Tensor, Curvature) {
         var gUp = gPhi, cUp = cPhi
@@ -156,7 +170,8 @@ extension DKEF {
         for (weight, preActivation) in [(layer(j, 4), pass.a2), (layer(j, 2), pass.a1)] {
             let gS = Tensor.matmul(gUp, weight, transposeB: true)
             let cS = cUp.throughLinear(weight)
-            let sigma = preActivation.sigmoid()
+            // With a partner axis ([N, M, H]) the forward values broadcast over it.
+            let sigma = gS.rank == 3 ? preActivation.sigmoid().expandingShape(at: 1) : preActivation.sigmoid()
             gUp = sigma * gS
             cUp = cS.throughNode(slope: sigma, bend: sigma * (1 - sigma), gradient: gS, noise: noise)
         }
@@ -174,5 +189,16 @@ extension DKEF {
         let c: Curvature = noise == nil ? .approximate(h: zero) : .propagated(real: zero, imaginary: zero)
         let (g, curvature) = featureNetBackward(j, pass, gradient: gPhi, curvature: c, noise: noise)
         return (g, curvature.diagonal)
+    }
+}
+
+extension DKEF {
+    /// For each point and inducing point: ∇ₓ k(x, z_m) and the diagonal estimate of ∇ₓ² k(x, z_m),
+    /// both `[N, M, D]`, by one forward pass per point and a backward pass with an M axis — the
+    /// same numbers (and, for CP, the same draws in the same order) as the special passes of
+    /// `DKEF.Basis` on points repeated M times.
+    public func basisScoresAndDiagonalHessians(at x: Tensor, method: DiagonalHessianMethod) -> (scores: Tensor, diagonals: Tensor) {
+        let (scores, diagonals) = propagate(x, partners: .each, includeBase: false, method: method)
+        return (scores, diagonals)
     }
 }

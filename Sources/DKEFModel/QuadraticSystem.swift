@@ -55,10 +55,11 @@ public struct QuadraticSystem {
     /// The system of `objective` for `model` on the batch x `[N, D]` with the draws `noise`.
     ///
     /// For objectives with a `DirectionalForm` (SM, SSM, SSM-VR, DSM) the basis terms come from
-    /// DKEF's forward-mode directional derivatives, once per point for all M basis functions;
-    /// for the others (CP, Approx BP), and with `expanded: true`, from the objective's terms on
-    /// `DKEF.Basis` with each point repeated M times (the authors' formulation). Both give the same
-    /// numbers (tested to 1e-10).
+    /// DKEF's forward-mode directional derivatives, once per point for all M basis functions; for
+    /// CP and Approx BP from their special backward pass with an M axis after one forward pass per
+    /// point. With `expanded: true` they come from the objective's terms on `DKEF.Basis` with each
+    /// point repeated M times (the authors' formulation). Both give the same numbers (tested to
+    /// 1e-10; for CP with the same draws).
     /// - Parameter createGraph: keep G and b differentiable in θ (training).
     public static func fit(_ objective: any ScoreObjective, model: DKEF, at x: Tensor, noise: ObjectiveNoise,
                            createGraph: Bool, expanded: Bool = false) throws -> QuadraticSystem {
@@ -71,6 +72,10 @@ public struct QuadraticSystem {
                 let (u1, u2) = form.directionTensors(points: n, dimension: x.shape[1])
                 let derivatives = model.kernelDirectionalDerivatives(at: point, first: u1, second: u2)
                 (basisResidual, basisLinear) = form.assemble(first: derivatives.first, second: derivatives.second)
+            } else if !expanded, let method = objective.diagonalHessianMethod(noise: noise) {
+                // ½‖∇k_m‖² + Σ diag-estimate: residual ∇k_m, linear Σ over D of the estimate.
+                let (scores, diagonals) = model.basisScoresAndDiagonalHessians(at: x.detached(), method: method)
+                (basisResidual, basisLinear) = (scores, diagonals.sum(alongAxis: 2))
             } else {
                 let repeated = withoutGradients { x.detached().expandingShape(at: 1).expanded(to: [n, m, x.shape[1]]).reshaped([n * m, -1]) }
                 let basis = try objective.terms(of: model.basis, at: repeated, noise: noise.repeatingPoints(m), createGraph: createGraph)

@@ -32,6 +32,11 @@ public struct ScoreMatching<Trace: TraceEstimator>: ScoreObjective {
         traceEstimator.curvature(noise: noise).map { DirectionalForm(first: .coordinates, curvature: $0) }
     }
 
+    /// Residual s and linear term Σ diag-estimate from the trace estimator's special pass (CP, Approx BP).
+    public func diagonalHessianMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? {
+        traceEstimator.diagonalMethod(noise: noise)
+    }
+
     public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
         if let form = directionalForm(noise: noise) { return form.terms(of: logDensity, at: x, createGraph: createGraph) }
         let leaf = x.requiringGradient()

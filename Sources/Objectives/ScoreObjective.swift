@@ -20,10 +20,15 @@ public protocol ScoreObjective: CustomStringConvertible {
     /// The terms as directional derivatives (`DirectionalForm`), for objectives that are; nil for
     /// those that are not (CP, Approx BP).
     func directionalForm(noise: ObjectiveNoise) -> DirectionalForm?
+
+    /// For ½‖s‖² + Σ diag-estimate objectives (CP, Approx BP): the special backward pass; nil for
+    /// the others.
+    func diagonalHessianMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod?
 }
 
 extension ScoreObjective {
     public func directionalForm(noise: ObjectiveNoise) -> DirectionalForm? { nil }
+    public func diagonalHessianMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { nil }
 }
 
 extension ScoreObjective {

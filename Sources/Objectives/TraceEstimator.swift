@@ -8,6 +8,8 @@ public protocol TraceEstimator: Sendable {
     func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise
     /// The trace as a sum of second directional derivatives, when it is one (exact, Hutchinson).
     func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature?
+    /// The special backward pass the trace is the sum of, when it is one (CP, Approx BP).
+    func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod?
     /// tr ∇ₓ s per row, `[N]`, given s = score(of: f, at: x) (with its graph) and the leaf x.
     func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                createGraph: Bool) throws -> Tensor
@@ -21,6 +23,7 @@ public struct ExactTrace: TraceEstimator {
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
 
     public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { .sum(.coordinates, weight: 1) }
+    public func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { nil }
 
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) -> Tensor {
@@ -46,6 +49,8 @@ public struct HutchinsonTrace: TraceEstimator {
         ObjectiveNoise(projections: projection.draw(count: count, points: points, dimension: dimension, using: stream))
     }
 
+    public func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { nil }
+
     public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? {
         let v = noise.projections!.permuted([1, 0, 2])  // [N, n, D]
         return .sum(.given(v), weight: 1 / Double(v.shape[1]))
@@ -65,12 +70,13 @@ public struct ApproximateBackpropagationTrace: TraceEstimator {
     public init() {}
     public var name: String { "approximate backpropagation" }
     public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { nil }
+    public func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { .approximateBackpropagation }
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
 
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {
         guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.approxBP.rawValue) }
-        return layered.scoreAndDiagonalHessian(at: x.detached(), method: .approximateBackpropagation).diagonal.sum(alongAxis: 1)
+        return layered.scoreAndDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!).diagonal.sum(alongAxis: 1)
     }
 }
 
@@ -81,6 +87,9 @@ public struct CurvaturePropagationTrace: TraceEstimator {
     public init() {}
     public var name: String { "curvature propagation" }
     public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { nil }
+    public func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? {
+        .curvaturePropagation(RandomStream(seed: noise.curvatureSeed ?? 0))
+    }
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise {
         ObjectiveNoise(curvatureSeed: UInt64(stream.integer(below: Int(Int32.max))))
     }
@@ -88,7 +97,6 @@ public struct CurvaturePropagationTrace: TraceEstimator {
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {
         guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.cp.rawValue) }
-        let stream = RandomStream(seed: noise.curvatureSeed ?? 0)
-        return layered.scoreAndDiagonalHessian(at: x.detached(), method: .curvaturePropagation(stream)).diagonal.sum(alongAxis: 1)
+        return layered.scoreAndDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!).diagonal.sum(alongAxis: 1)
     }
 }

@@ -187,7 +187,7 @@ public struct DKEFTrainer {
     }
 
     /// The method's objective on the whole validation set, α from random training points.
-    func validate(_ model: DKEF, objective: any ScoreObjective, data: HighDimData, stream: RandomStream, iteration: Int) throws -> Double {
+    public func validate(_ model: DKEF, objective: any ScoreObjective, data: HighDimData, stream: RandomStream, iteration: Int) throws -> Double {
         let d = configuration.dimension
         let points = stream.permutation(settings.trainCount).prefix(settings.validationAlphaPoints)
         var system: QuadraticSystem? = nil
