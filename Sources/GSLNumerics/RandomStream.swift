@@ -38,8 +38,18 @@ public final class RandomStream {
 
     /// A tensor of i.i.d. N(0, 1) draws.
     public func normal(shape: [Int]) -> Tensor { draw(shape) { $0.normal() } }
-    /// A tensor of i.i.d. Rademacher (±1) draws.
-    public func rademacher(shape: [Int]) -> Tensor { draw(shape) { $0.rademacher() } }
+    /// A tensor of i.i.d. Rademacher (±1) draws: each 32-bit output of mt19937 gives 32 signs
+    /// (bit i of a word is the sign of element i), not one GSL call per element.
+    public func rademacher(shape: [Int]) -> Tensor {
+        let n = shape.reduce(1, *)
+        var values = [Double](repeating: 0, count: n)
+        var word: UInt = 0
+        for i in 0..<n {
+            if i % 32 == 0 { word = gsl_rng_get(pointer) }
+            values[i] = (word >> UInt(i % 32)) & 1 == 1 ? 1 : -1
+        }
+        return Tensor(shape: shape, scalars: values)
+    }
     /// A tensor of i.i.d. draws uniform on [low, high).
     public func uniform(shape: [Int], in range: Range<Double> = 0..<1) -> Tensor {
         draw(shape) { range.lowerBound + (range.upperBound - range.lowerBound) * $0.uniform() }
