@@ -78,21 +78,33 @@ struct Bench: ParsableCommand {
         ssm_retain_freed_memory()
         let dgemm = measureDGEMM()
         let settings = ProtocolSettings()
-        var rows: [Row] = []
+        var rows: [Row] = [], skipped: [String] = []
         for name in methods.split(separator: ",").map(String.init) {
             let estimator = try Estimator(named: name)
             for d in dims.split(separator: ",").compactMap({ Int($0) }) {
-                if estimator == .sm, d > 100, let last = rows.last(where: { $0.method == "sm" }), last.unitA > budget {
-                    log("bench: sm D=\(d) skipped: one iteration took \(String(format: "%.1f", last.unitA)) s at D=\(last.dimension), over the \(budget) s budget")
-                    continue
+                if estimator == .sm, d > 100, let last = rows.last(where: { $0.method == "sm" }) {
+                    if last.unitA > budget {
+                        log("bench: sm D=\(d) skipped: one iteration took \(String(format: "%.1f", last.unitA)) s at D=\(last.dimension), over the \(budget) s budget")
+                        continue
+                    }
+                    // Exact SM's memory grows linearly with D (D directions per point and basis
+                    // function); skip a cell projected to need more than 80% of the machine.
+                    let projected = last.peakMiB * Double(d) / Double(last.dimension)
+                    if projected > 0.8 * totalMemoryMiB() {
+                        log(String(format: "bench: sm D=%d skipped: projected peak memory %.0f MiB (from %.0f MiB at D=%d) exceeds 80%% of %.0f MiB",
+                                   d, projected, last.peakMiB, last.dimension, totalMemoryMiB()))
+                        skipped.append("sm D=\(d): projected peak memory \(Int(projected)) MiB > 80% of \(Int(totalMemoryMiB())) MiB")
+                        continue
+                    }
                 }
                 resetPeakResident()
                 let row = try cell(estimator, dimension: d, settings: settings)
                 rows.append(row)
                 log(String(format: "bench: %@ D=%d: (a) %.3f s, (b) %.3f s, %.2f GFLOP GEMM, peak %.0f MiB", name, d, row.unitA, row.unitB, row.gemmGFLOP, row.peakMiB))
+                try write(rows, dgemm: dgemm, skipped: skipped, quiet: true)   // after every cell: a killed run keeps the rest
             }
         }
-        try write(rows, dgemm: dgemm)
+        try write(rows, dgemm: dgemm, skipped: skipped, quiet: false)
     }
 
     func cell(_ estimator: Estimator, dimension d: Int, settings: ProtocolSettings) throws -> Row {
@@ -123,14 +135,16 @@ struct Bench: ParsableCommand {
                 unitB.append(step.timing.total)
                 flops = counted
             }
-            if seconds > budget { break }   // one over-budget iteration is enough to know
+            if seconds > budget {   // one over-budget iteration is enough to know
+                if unitA.isEmpty { unitA = [seconds]; unitB = [step.timing.total]; flops = counted }
+                break
+            }
         }
-        if unitA.isEmpty { unitA = [.infinity]; unitB = [.infinity] }
         return Row(method: estimator.rawValue, dimension: d, unitA: median(unitA), unitB: median(unitB), gemmGFLOP: Double(flops) / 1e9,
                    peakMiB: peakResidentMiB(), rssFirstMiB: rssFirst, rssLastMiB: residentMiB(), timed: unitA.count)
     }
 
-    func write(_ rows: [Row], dgemm: Double) throws {
+    func write(_ rows: [Row], dgemm: Double, skipped: [String], quiet: Bool) throws {
         let provenance = Provenance.current()
         var lines = [
             "# bench: seconds per DKEF training iteration vs the authors' PyTorch code",
@@ -146,10 +160,12 @@ struct Bench: ParsableCommand {
         for r in rows {
             let reference = Self.reference[r.method]?[r.dimension]
             let speedup = reference.map { String(format: "%.1f×", $0 / r.unitA) } ?? (r.method == "sm" && r.dimension >= 100 ? "ref. out of memory" : "–")
-            lines.append(String(format: "| %@ | %d | %.3f | %@ | %@ | %.3f | %.2f | %.1f | %.0f | %.0f → %.0f | %d |",
+            let timed = r.timed == 1 && r.unitA > budget ? "1 (over budget)" : "\(r.timed)"
+            lines.append(String(format: "| %@ | %d | %.3f | %@ | %@ | %.3f | %.2f | %.1f | %.0f | %.0f → %.0f | %@ |",
                                 r.method, r.dimension, r.unitA, reference.map { String(format: "%.2f", $0) } ?? "–", speedup, r.unitB,
-                                r.gemmGFLOP, r.gemmGFLOP / r.unitA, r.peakMiB, r.rssFirstMiB, r.rssLastMiB, r.timed))
+                                r.gemmGFLOP, r.gemmGFLOP / r.unitA, r.peakMiB, r.rssFirstMiB, r.rssLastMiB, timed))
         }
+        if !skipped.isEmpty { lines += ["", "Skipped: " + skipped.joined(separator: "; ") + "."] }
         try (lines.joined(separator: "\n") + "\n").write(toFile: out, atomically: true, encoding: .utf8)
         try ResultsFile.write(to: h5) { root in
             try provenance.write(to: root)
@@ -170,8 +186,15 @@ struct Bench: ParsableCommand {
                 }
             }
         }
-        print(lines.joined(separator: "\n"))
+        if !quiet { print(lines.joined(separator: "\n")) }
     }
+}
+
+func totalMemoryMiB() -> Double {
+    guard let info = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+          let line = info.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
+          let kib = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return .infinity }
+    return kib / 1024
 }
 
 func measureDGEMM() -> Double {
