@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "DKEFModel", dependencies: ["Autodiff", "GSLNumerics", "Objectives"]),
         .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"]),
         .target(name: "Experiments",
-                dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",
+                dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -62,7 +62,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "inspect", dependencies: ["Experiments", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "BenchCore",
-                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "Experiments", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core"),
 
         .executableTarget(name: "TrainDKEF",

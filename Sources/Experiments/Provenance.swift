@@ -1,4 +1,5 @@
 import Autodiff
+import COpenBLAS
 import Foundation
 import GSLNumerics
 import ResultsStore
@@ -69,4 +70,19 @@ public func peakResidentMiB() -> Double {
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
           let kib = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return .nan }
     return kib / 1024
+}
+
+/// OpenBLAS dgemm GFLOP/s on a 1024 × 1024 × 1024 product, median of `repeats`, measured now (the
+/// reference next to which benchmarks report their own GFLOP/s).
+public func measureDGEMM(repeats: Int = 5) -> Double {
+    let n = 1024
+    let a = [Double](repeating: 1.0001, count: n * n), b = [Double](repeating: 0.9999, count: n * n)
+    var c = [Double](repeating: 0, count: n * n)
+    var times: [Double] = []
+    for _ in 0..<max(repeats, 3) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return 2 * Double(n * n * n) / median(times) / 1e9
 }

@@ -3,6 +3,7 @@ import Autodiff
 import COpenBLAS
 import CRuntime
 import Foundation
+import Experiments
 import GSLNumerics
 import Objectives
 
@@ -54,7 +55,7 @@ struct MLPSteps: ParsableCommand {
     func run() throws {
         ssm_retain_freed_memory()
         let stream = RandomStream(seed: seed)
-        let dgemm = measureDGEMM(repeats: repeats)
+        let dgemm = Experiments.measureDGEMM(repeats: repeats)
         var lines = [
             "# bench-core: softplus MLP D→30→30→1, N = \(batch), median of \(repeats)",
             "",
@@ -208,26 +209,5 @@ func time(_ body: () -> Void) -> Double {
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }
 
-func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-}
 
-/// OpenBLAS dgemm GFLOP/s on 1024 × 1024 × 1024, median of `repeats`.
-func measureDGEMM(repeats: Int) -> Double {
-    let n = 1024
-    let a = [Double](repeating: 1.0001, count: n * n), b = [Double](repeating: 0.9999, count: n * n)
-    var c = [Double](repeating: 0, count: n * n)
-    func run() {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
-    }
-    run()
-    let seconds = median((0..<max(repeats, 3)).map { _ in time(run) })
-    return 2 * Double(n * n * n) / seconds / 1e9
-}
 
-func cpuModel() -> String {
-    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown CPU" }
-    return info.split(separator: "\n").first { $0.hasPrefix("model name") }?
-        .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
-}

@@ -28,14 +28,19 @@ func tinyTrainer(_ estimator: Estimator, epochs: Int, seed: UInt64 = 3) -> DKEFT
 }
 
 @Suite struct Protocol {
-    /// Training (3 epochs of 4 iterations) lowers the test Fisher divergence against the exact
+    /// Training (8 epochs of 4 iterations) lowers the test Fisher divergence against the exact
     /// N(0, I) score below that of the same model finalised without training, for the methods
-    /// whose objective is exact or unbiased with modest noise.
+    /// whose objective is exact or unbiased with modest noise. A single tiny run is noisy, and 12
+    /// iterations were too few for SSM (mean over seeds 3-5: 0.393 untrained → 0.423), so the
+    /// claim is on the mean over seeds 3, 4, 5 after 32 iterations.
     @Test(arguments: [Estimator.sm, .ssm, .ssmVR, .dsm])
     func trainingLowersTheTestFisherDivergence(estimator: Estimator) throws {
-        let untrained = try tinyTrainer(estimator, epochs: 0).run().metrics["fisher_divergence"]!
-        let trained = try tinyTrainer(estimator, epochs: 3).run().metrics["fisher_divergence"]!
-        #expect(trained < untrained, "\(estimator): test Fisher divergence \(untrained) untrained → \(trained) trained")
+        var untrained = 0.0, trained = 0.0
+        for seed: UInt64 in [3, 4, 5] {
+            untrained += try tinyTrainer(estimator, epochs: 0, seed: seed).run().metrics["fisher_divergence"]! / 3
+            trained += try tinyTrainer(estimator, epochs: 8, seed: seed).run().metrics["fisher_divergence"]! / 3
+        }
+        #expect(trained < untrained, "\(estimator): mean test Fisher divergence \(untrained) untrained → \(trained) trained")
     }
 
     /// CP is unbiased but noisy: training lowers its own validation objective; on the test
@@ -66,12 +71,20 @@ func tinyTrainer(_ estimator: Estimator, epochs: Int, seed: UInt64 = 3) -> DKEFT
         #expect(a.metrics != c.metrics)
     }
 
-    /// Hyvärinen's identity on the test set: for N(0, I) data the Fisher divergence equals the
-    /// exact SM objective plus D/2 in expectation; on 200 test points within a loose 15%.
+    /// Hyvärinen's identity for a trained DKEF: with N(0, I) data, per point
+    /// Fᵢ − Jᵢ = ½‖s − s_d‖² − ½‖s‖² − tr∇s has mean ½E‖s_d‖² = D/2 (integration by parts), so on
+    /// 20000 fresh points the mean of Fᵢ − Jᵢ lies within 4.5 standard errors of D/2 = 2.5.
     @Test func fisherDivergenceMatchesHyvarinensIdentity() throws {
-        let metrics = try tinyTrainer(.ssmVR, epochs: 1).run().metrics
-        let fisher = metrics["fisher_divergence"]!, viaSM = metrics["exact_sm"]! + 2.5
-        #expect(abs(fisher - viaSM) < 0.15 * max(fisher, 0.5), "Fisher \(fisher), SM + D/2 \(viaSM)")
+        let result = try tinyTrainer(.ssmVR, epochs: 1).run()
+        let reference = try MultivariateNormal.standard(dimension: 5)
+        let x = reference.sample(20_000, using: RandomStream(seed: 99))
+        let density = result.model.density(alpha: result.alpha)
+        let f = try fisherDivergence(of: density, from: reference, at: x).perSample.scalars
+        let j = try ScoreMatching.exact.evaluate(density, at: x, noise: .none, createGraph: false).perSample.scalars
+        let gaps = zip(f, j).map { $0 - $1 }
+        let mean = gaps.reduce(0, +) / Double(gaps.count)
+        let se = (gaps.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(gaps.count - 1) / Double(gaps.count)).squareRoot()
+        #expect(abs(mean - 2.5) < 4.5 * se, "mean of F − J \(mean) ± \(se), expected 2.5")
     }
 
     /// A run that diverges stops with an error naming the stage and iteration.
