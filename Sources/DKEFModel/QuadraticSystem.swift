@@ -70,12 +70,17 @@ public struct QuadraticSystem {
             if !expanded, let form = objective.directionalForm(noise: noise) {
                 let point = form.shift.map { x.detached() + $0 } ?? x.detached()
                 let (u1, u2) = form.directionTensors(points: n, dimension: x.shape[1])
-                let derivatives = model.kernelDirectionalDerivatives(at: point, first: u1, second: u2)
-                (basisResidual, basisLinear) = form.assemble(first: derivatives.first, second: derivatives.second)
+                // Forward mode needs no graph of x; record one only for parameter gradients.
+                (basisResidual, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
+                    let derivatives = model.kernelDirectionalDerivatives(at: point, first: u1, second: u2)
+                    return form.assemble(first: derivatives.first, second: derivatives.second)
+                }
             } else if !expanded, let method = objective.diagonalHessianMethod(noise: noise) {
                 // ½‖∇k_m‖² + Σ diag-estimate: residual ∇k_m, linear Σ over D of the estimate.
-                let (scores, diagonals) = model.basisScoresAndDiagonalHessians(at: x.detached(), method: method)
-                (basisResidual, basisLinear) = (scores, diagonals.sum(alongAxis: 2))
+                (basisResidual, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
+                    let (scores, diagonals) = model.basisScoresAndDiagonalHessians(at: x.detached(), method: method)
+                    return (scores, diagonals.sum(alongAxis: 2))
+                }
             } else {
                 let repeated = withoutGradients { x.detached().expandingShape(at: 1).expanded(to: [n, m, x.shape[1]]).reshaped([n * m, -1]) }
                 let basis = try objective.terms(of: model.basis, at: repeated, noise: noise.repeatingPoints(m), createGraph: createGraph)

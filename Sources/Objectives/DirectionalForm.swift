@@ -68,10 +68,13 @@ public struct DirectionalForm {
         let point = shift.map { x + $0 } ?? x
         let (n, d) = (x.shape[0], x.shape[1])
         if let fast = f as? DirectionalDerivatives {
-            let (u1, u2) = directionTensors(points: n, dimension: d)
-            let (g1, g2) = fast.directionalDerivatives(at: point, first: u1, second: u2)
-            let (residual, linear) = assemble(first: g1, second: g2)
-            return ObjectiveTerms(residual: residual, offset: offset, linear: linear)
+            // Forward mode needs no graph of x; record one only for parameter gradients.
+            return GradientMode.$isRecording.withValue(createGraph) {
+                let (u1, u2) = directionTensors(points: n, dimension: d)
+                let (g1, g2) = fast.directionalDerivatives(at: point, first: u1, second: u2)
+                let (residual, linear) = assemble(first: g1, second: g2)
+                return ObjectiveTerms(residual: residual, offset: offset, linear: linear)
+            }
         }
         let leaf = point.requiringGradient()
         let s = score(of: f, at: leaf)

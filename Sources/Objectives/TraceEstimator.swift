@@ -11,8 +11,21 @@ public protocol TraceEstimator: Sendable {
     /// The special backward pass the trace is the sum of, when it is one (CP, Approx BP).
     func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod?
     /// tr ∇ₓ s per row, `[N]`, given s = score(of: f, at: x) (with its graph) and the leaf x.
+    /// Directional estimators get it from `curvature` (see the extension).
     func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                createGraph: Bool) throws -> Tensor
+}
+
+extension TraceEstimator {
+    /// The trace of a directional estimator: weight · Σ uᵀ∇²f u over its directions, by reverse mode.
+    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+                      createGraph: Bool) throws -> Tensor {
+        guard case let .sum(directions, weight)? = curvature(noise: noise) else {
+            preconditionFailure("\(name) is not a directional trace estimator and must implement trace(of:at:…)")
+        }
+        return DirectionalForm.secondDirectionalDerivatives(score: score, at: x, along: directions, createGraph: createGraph)
+            .sum(alongAxis: 1) * weight
+    }
 }
 
 /// tr ∇ₓ s = Σᵢ ∂sᵢ/∂xᵢ exactly, as a reverse-mode library does: one backward pass per dimension
@@ -25,10 +38,6 @@ public struct ExactTrace: TraceEstimator {
     public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { .sum(.coordinates, weight: 1) }
     public func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { nil }
 
-    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
-                      createGraph: Bool) -> Tensor {
-        DirectionalForm.secondDirectionalDerivatives(score: score, at: x, along: .coordinates, createGraph: createGraph).sum(alongAxis: 1)
-    }
 }
 
 /// Hutchinson's estimator tr A ≈ (1/n) Σⱼ vⱼᵀ A vⱼ with E[v vᵀ] = I, A = ∇ₓ s (the Hessian of
@@ -56,11 +65,6 @@ public struct HutchinsonTrace: TraceEstimator {
         return .sum(.given(v), weight: 1 / Double(v.shape[1]))
     }
 
-    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
-                      createGraph: Bool) -> Tensor {
-        guard case let .sum(directions, weight)? = curvature(noise: noise) else { preconditionFailure() }
-        return DirectionalForm.secondDirectionalDerivatives(score: score, at: x, along: directions, createGraph: createGraph).sum(alongAxis: 1) * weight
-    }
 }
 
 /// tr ∇ₓ s ≈ Σᵢ hᵢ, h the diagonal of the Hessian carried by approximate backpropagation
