@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Objectives
+import ResultsStore
 
 /// The options every experiment executable shares.
 public struct ExperimentOptions: ParsableArguments {
@@ -48,5 +49,29 @@ public struct ExperimentOptions: ParsableArguments {
         let folder = (output as NSString).deletingLastPathComponent
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         return (resolved, text, output)
+    }
+}
+
+/// What an experiment executable reads back after running its grid: the effective config, the
+/// results file, this grid's finished cells and the series in legend order.
+public struct FinishedGrid {
+    public var config: ExperimentConfig
+    public var out: String
+    public var records: [CellRecord]
+    public var seriesOrder: [String]
+}
+
+extension ExperimentOptions {
+    /// Resolves the config, runs every missing cell of its grid into the results file (resuming),
+    /// and reads the grid's cells back.
+    public func runGrid(experiment: String, skip: (Cell, ExperimentConfig, String) throws -> String? = { _, _, _ in nil },
+                        compute: (Cell, ExperimentConfig) throws -> (ResultsGroup) throws -> Void) throws -> FinishedGrid {
+        let (config, text, out) = try resolve(experiment: experiment)
+        let cells = try config.cells
+        let grid = try ResultsGrid(path: out, experiment: experiment, config: config, configText: text, fresh: fresh)
+        try grid.run(cells, skip: { try skip($0, config, out) }) { try compute($0, config) }
+        let names = Set(cells.map(\.name))
+        return FinishedGrid(config: config, out: out, records: try CellRecord.all(in: out).filter { names.contains($0.name) },
+                            seriesOrder: uniqued(cells.map(\.series)))
     }
 }

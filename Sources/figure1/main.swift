@@ -21,13 +21,8 @@ struct Figure1: ParsableCommand {
 
     func run() throws {
         ssm_retain_freed_memory()
-        let (config, text, out) = try options.resolve(experiment: "figure1")
-        let cells = try config.cells
-        let grid = try ResultsGrid(path: out, experiment: "figure1", config: config, configText: text, fresh: options.fresh)
-        try grid.run(cells) { try ProtocolExperiment.compute($0, config: config) }
-        let names = Set(cells.map(\.name))
-        let records = try CellRecord.all(in: out).filter { names.contains($0.name) }
-        let order = uniqued(cells.map(\.series))
+        let run = try options.runGrid(experiment: "figure1", compute: ProtocolExperiment.compute)
+        let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
         print("figure1 (\(out), config \(config.hash)): mean ± standard error over seeds \(config.seeds)\n")
         print("Test Fisher divergence ½ E‖s − s_d‖²:\n" + markdownTable(summarize(records, metric: "fisher_divergence"), seriesOrder: order) + "\n")
         print("Exact SM objective on the test set:\n" + markdownTable(summarize(records, metric: "exact_sm"), seriesOrder: order))

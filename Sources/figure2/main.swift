@@ -21,18 +21,12 @@ struct Figure2: ParsableCommand {
 
     func run() throws {
         ssm_retain_freed_memory()
-        let (config, text, out) = try options.resolve(experiment: "figure2")
-        let cells = try config.cells
-        let grid = try ResultsGrid(path: out, experiment: "figure2", config: config, configText: text, fresh: options.fresh)
-        try grid.run(cells, skip: { cell in
+        let run = try options.runGrid(experiment: "figure2", skip: { cell, config, out in
             guard cell.method == .sm else { return nil }
             let over = try CellRecord.all(in: out).first { $0.method == "sm" && $0.seed == cell.seed && $0.overBudget && $0.dimension < cell.dimension }
             return over.map { "exact SM exceeded the \(config.timing.budgetSeconds) s budget at D=\($0.dimension)" }
-        }) { try TimingExperiment.compute($0, config: config) }
-
-        let names = Set(cells.map(\.name))
-        let records = try CellRecord.all(in: out).filter { names.contains($0.name) }
-        let order = uniqued(cells.map(\.series))
+        }, compute: TimingExperiment.compute)
+        let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
         print("figure2 (\(out), config \(config.hash)): median seconds per training iteration, \(cpuModel())\n")
         print(markdownTable(summarize(records, metric: "median_total_seconds"), seriesOrder: order, digits: 4) + "\n")
         for phase in ["alpha", "objective", "backward", "optimizer"] {

@@ -20,13 +20,8 @@ struct Table1: ParsableCommand {
 
     func run() throws {
         ssm_retain_freed_memory()
-        let (config, text, out) = try options.resolve(experiment: "table1")
-        let cells = try config.cells
-        let grid = try ResultsGrid(path: out, experiment: "table1", config: config, configText: text, fresh: options.fresh)
-        try grid.run(cells) { try ProtocolExperiment.compute($0, config: config) }
-        let names = Set(cells.map(\.name))
-        let records = try CellRecord.all(in: out).filter { names.contains($0.name) }
-        let order = uniqued(cells.map(\.series))
+        let run = try options.runGrid(experiment: "table1", compute: ProtocolExperiment.compute)
+        let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
         let metrics = [("fisher_divergence", "Fisher divergence"), ("exact_sm", "exact SM"), ("test_log_likelihood", "test log-likelihood")]
         var lines = ["# Table 1: DSM's sensitivity to σ (DKEF, N(0, I_D) data)", "",
                      "Config \(config.hash); seeds \(config.seeds); mean ± standard error over seeds. Produced by `table1` into \(out).", ""]
