@@ -66,37 +66,74 @@ public struct QuadraticSystem {
         let (n, m) = (x.shape[0], model.configuration.inducingPoints)
         return try GradientMode.$isRecording.withValue(true) {
             var base = try objective.terms(of: model.base, at: x.detached(), noise: noise, createGraph: createGraph)
-            var basisResidual: Tensor, basisLinear: Tensor?                          // [N, M, R], [N, M]
+            var basis: BasisResidual, basisLinear: Tensor?                            // residual [N, M, R], linear [N, M]
             if !expanded, let form = objective.directionalForm(noise: noise) {
                 let point = form.shift.map { x.detached() + $0 } ?? x.detached()
-                let (u1, u2) = form.directionTensors(points: n, dimension: x.shape[1])
                 // Forward mode needs no graph of x; record one only for parameter gradients.
-                (basisResidual, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
-                    let derivatives = model.kernelDirectionalDerivatives(at: point, first: u1, second: u2)
-                    return form.assemble(first: derivatives.first, second: derivatives.second)
+                (basis, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
+                    let derivatives = model.kernelDirectionalDerivatives(at: point, first: form.first, second: form.curvatureDirections)
+                    let linear = form.assemble(first: derivatives.coordinates[0], secondSum: derivatives.secondSum).linear
+                    return (.factored(derivatives.scaled(by: form.firstScale)), linear)
                 }
             } else if !expanded, let method = objective.diagonalHessianMethod(noise: noise) {
                 // ½‖∇k_m‖² + Σ diag-estimate: residual ∇k_m, linear Σ over D of the estimate.
-                (basisResidual, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
+                (basis, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
                     let (scores, diagonals) = model.basisScoresAndDiagonalHessians(at: x.detached(), method: method)
-                    return (scores, diagonals.sum(alongAxis: 2))
+                    return (.dense(scores), diagonals.sum(alongAxis: 2))
                 }
             } else {
                 let repeated = withoutGradients { x.detached().expandingShape(at: 1).expanded(to: [n, m, x.shape[1]]).reshaped([n * m, -1]) }
-                let basis = try objective.terms(of: model.basis, at: repeated, noise: noise.repeatingPoints(m), createGraph: createGraph)
-                basisResidual = basis.residual.reshaped([n, m, -1])
-                basisLinear = basis.linear?.reshaped([n, m])
+                let terms = try objective.terms(of: model.basis, at: repeated, noise: noise.repeatingPoints(m), createGraph: createGraph)
+                basis = .dense(terms.residual.reshaped([n, m, -1]))
+                basisLinear = terms.linear?.reshaped([n, m])
             }
-            if !createGraph { base = base.detached(); basisResidual = basisResidual.detached(); basisLinear = basisLinear?.detached() }
+            if !createGraph { base = base.detached(); basis = basis.detached(); basisLinear = basisLinear?.detached() }
             return GradientMode.$isRecording.withValue(createGraph) {
-                let r = basisResidual
-                let rows = r.permuted([1, 0, 2]).reshaped([m, -1])                   // [M, N·R]
-                let gramSum = Tensor.matmul(rows, rows, transposeB: true)
                 let target = base.offset.map { base.residual + $0 } ?? base.residual // [N, R]
-                var linearSum = (r * target.expandingShape(at: 1)).sum(alongAxes: [0, 2])
+                var linearSum = basis.contracted(with: target)
                 if let t = basisLinear { linearSum = linearSum + t.sum(alongAxis: 0) }
-                return QuadraticSystem(gramSum: gramSum, linearSum: linearSum, count: n)
+                return QuadraticSystem(gramSum: basis.gramSum, linearSum: linearSum, count: n)
             }
+        }
+    }
+}
+
+/// The residuals of the M basis functions at N points, `[N, M, R]`: a tensor, or DKEF's factored
+/// first derivatives.
+enum BasisResidual {
+    case dense(Tensor)
+    case factored(DKEF.KernelDirectionalDerivatives)
+
+    func detached() -> BasisResidual {
+        switch self {
+        case let .dense(r): .dense(r.detached())
+        case let .factored(f): .factored(f.detached())
+        }
+    }
+
+    /// Σₙ Rₙ Rₙᵀ, `[M, M]`: one GEMM over the rows [M, N·R] of the residual, or, for factored
+    /// residuals Rₙ = CₙEₙᵀ with R > Q, Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ as one GEMM over [M, N·Q] (cost
+    /// independent of R).
+    var gramSum: Tensor {
+        switch self {
+        case let .factored(f) where f.directionCount > f.featureCount:
+            let (c, e) = f.factors
+            let m = c.shape[1]
+            let projected = Tensor.matmul(c, Tensor.matmul(e, e, transposeA: true))         // Cₙ EₙᵀEₙ, [N, M, Q]
+            return Tensor.matmul(projected.permuted([1, 0, 2]).reshaped([m, -1]), c.permuted([1, 0, 2]).reshaped([m, -1]), transposeB: true)
+        case let .factored(f):
+            return Self.dense(f.first).gramSum
+        case let .dense(r):
+            let rows = r.permuted([1, 0, 2]).reshaped([r.shape[1], -1])                    // [M, N·R]
+            return Tensor.matmul(rows, rows, transposeB: true)
+        }
+    }
+
+    /// Σₙ Rₙ tₙ for targets t `[N, R]`, `[M]`.
+    func contracted(with target: Tensor) -> Tensor {
+        switch self {
+        case let .dense(r): (r * target.expandingShape(at: 1)).sum(alongAxes: [0, 2])
+        case let .factored(f): f.contracted(with: target)
         }
     }
 }

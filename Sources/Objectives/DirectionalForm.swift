@@ -48,31 +48,28 @@ public struct DirectionalForm {
         }
     }
 
-    /// The first-order and (if any) second-order direction tensors for N points in D dimensions.
-    public func directionTensors(points n: Int, dimension d: Int) -> (first: Tensor, second: Tensor?) {
-        let second: Tensor?
-        if case let .sum(directions, _) = curvature { second = Self.matrix(directions, points: n, dimension: d) } else { second = nil }
-        return (Self.matrix(first, points: n, dimension: d), second)
+    /// The directions of the curvature term, if any.
+    public var curvatureDirections: Directions? {
+        if case let .sum(directions, _) = curvature { return directions }
+        return nil
     }
 
-    /// Residual and linear term from directional derivatives along the last axis:
-    /// first `[…, R₁]` ↦ scale · first, second `[…, R₂]` ↦ weight · Σ second.
-    public func assemble(first: Tensor, second: Tensor?) -> (residual: Tensor, linear: Tensor?) {
+    /// Residual and linear term from the directional derivatives: first `[…, R₁]` ↦ scale · first,
+    /// secondSum `[…]` (Σ over the curvature directions of uᵀ∇²f u) ↦ weight · secondSum.
+    public func assemble(first: Tensor, secondSum: Tensor?) -> (residual: Tensor, linear: Tensor?) {
         var linear: Tensor? = nil
-        if case let .sum(_, weight) = curvature, let second { linear = second.sum(alongAxis: -1) * weight }
+        if case let .sum(_, weight) = curvature, let secondSum { linear = weight == 1 ? secondSum : secondSum * weight }
         return (firstScale == 1 ? first : first * firstScale, linear)
     }
 
     /// The terms of f at x (called with recording on; x is a constant).
     public func terms(of f: any LogDensityFunction, at x: Tensor, createGraph: Bool) -> ObjectiveTerms {
         let point = shift.map { x + $0 } ?? x
-        let (n, d) = (x.shape[0], x.shape[1])
         if let fast = f as? DirectionalDerivatives {
             // Forward mode needs no graph of x; record one only for parameter gradients.
             return GradientMode.$isRecording.withValue(createGraph) {
-                let (u1, u2) = directionTensors(points: n, dimension: d)
-                let (g1, g2) = fast.directionalDerivatives(at: point, first: u1, second: u2)
-                let (residual, linear) = assemble(first: g1, second: g2)
+                let (g1, g2) = fast.directionalDerivatives(at: point, first: self.first, second: curvatureDirections)
+                let (residual, linear) = assemble(first: g1, secondSum: g2)
                 return ObjectiveTerms(residual: residual, offset: offset, linear: linear)
             }
         }
@@ -83,11 +80,10 @@ public struct DirectionalForm {
         case .coordinates: first = s
         case let .given(u): first = (s.expandingShape(at: 1) * u).sum(alongAxis: 2)
         }
-        var second: Tensor? = nil
-        if case let .sum(directions, _) = curvature {
-            second = Self.secondDirectionalDerivatives(score: s, at: leaf, along: directions, createGraph: createGraph)
+        let secondSum = curvatureDirections.map {
+            Self.secondDirectionalDerivatives(score: s, at: leaf, along: $0, createGraph: createGraph).sum(alongAxis: 1)
         }
-        let (residual, linear) = assemble(first: first, second: second)
+        let (residual, linear) = assemble(first: first, secondSum: secondSum)
         return ObjectiveTerms(residual: residual, offset: offset, linear: linear)
     }
 
@@ -116,6 +112,27 @@ public struct DirectionalForm {
 /// A log-density that computes its own directional derivatives (forward mode through its layers),
 /// equal to reverse mode's.
 public protocol DirectionalDerivatives: LogDensityFunction {
-    /// first `[N, R₁]`: ∇f(xₙ)·u for u = first[n, r]; second `[N, R₂]`: uᵀ∇²f(xₙ)u for u = second[n, r].
-    func directionalDerivatives(at x: Tensor, first: Tensor, second: Tensor?) -> (first: Tensor, second: Tensor?)
+    /// first `[N, R₁]`: ∇f(xₙ)·u for the R₁ first directions u of point n; secondSum `[N]`:
+    /// Σ_u uᵀ∇²f(xₙ)u over the second directions (only the sum enters an objective).
+    func directionalDerivatives(at x: Tensor, first: DirectionalForm.Directions,
+                                second: DirectionalForm.Directions?) -> (first: Tensor, secondSum: Tensor?)
+}
+
+extension DirectionalForm.Directions {
+    /// R, the directions per point, in dimension d.
+    public func count(dimension d: Int) -> Int {
+        switch self {
+        case .coordinates: d
+        case let .given(u): u.shape[1]
+        }
+    }
+
+    /// Whether both are the coordinates or the same given directions (same shape and values).
+    public func isSame(as other: Self) -> Bool {
+        switch (self, other) {
+        case (.coordinates, .coordinates): true
+        case let (.given(a), .given(b)): a.shape == b.shape && a.scalars == b.scalars
+        default: false
+        }
+    }
 }

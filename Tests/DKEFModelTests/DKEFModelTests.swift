@@ -267,14 +267,18 @@ extension Tensor {
         maxAbs(a, b) / max(b.scalars.map(abs).max() ?? 0, 1e-300)
     }
 
-    @Test(arguments: Estimator.allCases)
-    func fastEqualsStraightforward(estimator: Estimator) throws {
-        let model = smallDKEF(dimension: 3, m: 5, hidden: 4, seed: 21)
+    /// Shapes [D, H]: D = 3 < Q = K(H+1) = 15 forms the factored residual and squares φ(Z)·φ̇
+    /// directly; D = 40 > Q = 9 takes G = Σ C(EᵀE)Cᵀ, and 40 > 32 second directions the Gram
+    /// route of Σ_r (φ(z)·φ̇_r)².
+    @Test(arguments: Estimator.allCases, [[3, 4], [40, 2]])
+    func fastEqualsStraightforward(estimator: Estimator, shape: [Int]) throws {
+        let d = shape[0]
+        let model = smallDKEF(dimension: d, m: 5, hidden: shape[1], seed: 21)
         let stream = RandomStream(seed: 22)
-        let xt = stream.normal(shape: [6, 3]), xv = stream.normal(shape: [4, 3])
+        let xt = stream.normal(shape: [6, d]), xv = stream.normal(shape: [4, d])
         let objective = try estimator.objective(ObjectiveSettings(projectionCount: 2, sigma: 0.3))
-        let noiseT = objective.drawNoise(points: 6, dimension: 3, using: stream)
-        let noiseV = objective.drawNoise(points: 4, dimension: 3, using: stream)
+        let noiseT = objective.drawNoise(points: 6, dimension: d, using: stream)
+        let noiseV = objective.drawNoise(points: 4, dimension: d, using: stream)
 
         func run(fast: Bool) throws -> (QuadraticSystem, Tensor, Tensor, [Tensor]) {
             let system = try QuadraticSystem.fit(objective, model: model, at: xt, noise: noiseT, createGraph: true, expanded: !fast)
@@ -300,19 +304,35 @@ extension Tensor {
         for j in 0..<3 { #expect(sg[1 + 7 * j + 5].scalars.map(abs).max()! / scale < 1e-12) }
     }
 
-    /// Density and base directional derivatives against reverse mode along random directions.
+    /// Density and base directional derivatives against reverse mode: given directions (distinct,
+    /// shared), coordinates, and a mix; the sum of second derivatives by both of its routes.
     @Test func directionalDerivativesMatchReverseMode() {
         let model = smallDKEF(dimension: 4, m: 5, hidden: 6, seed: 23)
         let stream = RandomStream(seed: 24)
         let x = stream.normal(shape: [3, 4]), u1 = stream.normal(shape: [3, 2, 4]), u2 = stream.normal(shape: [3, 3, 4])
-        for f in [model.density(alpha: stream.normal(shape: [5])) as any DirectionalDerivatives, model.base] {
-            let (g1, g2) = f.directionalDerivatives(at: x, first: u1, second: u2)
-            let leaf = x.requiringGradient()
-            let s = score(of: f, at: leaf)
-            let r1 = (s.expandingShape(at: 1) * u1).sum(alongAxis: 2)
-            let r2 = DirectionalForm.secondDirectionalDerivatives(score: s, at: leaf, along: .given(u2), createGraph: false)
-            #expect(relative(g1, r1) < 1e-12)
-            #expect(relative(g2!, r2) < 1e-12)
+        let cases: [(DirectionalForm.Directions, DirectionalForm.Directions?)] = [
+            (.given(u1), .given(u2)), (.given(u2), .given(u2)), (.coordinates, .coordinates), (.coordinates, .given(u2)),
+            (.given(u1), nil),
+        ]
+        for (first, second) in cases {
+            for f in [model.density(alpha: stream.normal(shape: [5])) as any DirectionalDerivatives, model.base] {
+                let (g1, g2) = f.directionalDerivatives(at: x, first: first, second: second)
+                let leaf = x.requiringGradient()
+                let s = score(of: f, at: leaf)
+                let r1 = (s.expandingShape(at: 1) * DirectionalForm.matrix(first, points: 3, dimension: 4)).sum(alongAxis: 2)
+                #expect(relative(g1, r1) < 1e-12)
+                if let second {
+                    let r2 = DirectionalForm.secondDirectionalDerivatives(score: s, at: leaf, along: second, createGraph: false)
+                    #expect(relative(g2!, r2.sum(alongAxis: 1)) < 1e-12)
+                } else {
+                    #expect(g2 == nil)
+                }
+            }
+            if let second {
+                let direct = model.kernelDirectionalDerivatives(at: x, first: first, second: second, gramThreshold: 1000).secondSum!
+                let viaGram = model.kernelDirectionalDerivatives(at: x, first: first, second: second, gramThreshold: 0).secondSum!
+                #expect(relative(viaGram, direct) < 1e-12)
+            }
         }
     }
 }
