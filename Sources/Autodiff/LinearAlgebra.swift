@@ -100,3 +100,14 @@ public var openBLASConfiguration: String { String(cString: ssm_openblas_config()
 
 /// Threads OpenBLAS uses.
 public var openBLASThreadCount: Int { Int(ssm_openblas_threads()) }
+
+/// The kernel family OpenBLAS uses ("SkylakeX", "Haswell", "Prescott", …).
+public var openBLASCore: String { String(cString: ssm_openblas_core()) }
+
+/// Makes OpenBLAS use the kernels this CPU supports when its own detection fell back to the SSE3
+/// "Prescott" ones (OpenBLAS 0.3.21 on this VM): sets OPENBLAS_CORETYPE and executes the program
+/// again with the same arguments. Call first thing in an executable; a no-op when
+/// OPENBLAS_CORETYPE is set, detection worked, or the CPU has no AVX2.
+public func selectOpenBLASCore() {
+    ssm_openblas_select_core(CommandLine.unsafeArgv)
+}

@@ -28,8 +28,11 @@ public struct Provenance {
                           blasThreads: openBLASThreadCount, host: ProcessInfo.processInfo.hostName)
     }
 
+    /// The commit, marked when the working tree had uncommitted changes.
+    public var commitDescription: String { gitCommit + (gitDirty ? " (with uncommitted changes)" : "") }
+
     public func write(to group: ResultsGroup) throws {
-        try group.setAttribute("git_commit", .string(gitCommit + (gitDirty ? " (with uncommitted changes)" : "")))
+        try group.setAttribute("git_commit", .string(commitDescription))
         try group.setAttribute("swift_version", .string(swiftVersion))
         try group.setAttribute("gsl_version", .string(gslVersion))
         try group.setAttribute("hdf5_version", .string(hdf5Version))

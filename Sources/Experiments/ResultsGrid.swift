@@ -9,7 +9,10 @@ import ResultsStore
 ///                                swift_version, gsl_version, hdf5_version, openblas, cpu_model,
 ///                                cores, blas_threads, host, started, updated
 ///     /cells/<cell name>/ attrs: method, dimension, sigma (DSM), seed, config_hash, finished,
-///                                wall_seconds; datasets: metrics (units as attributes), curves
+///                                wall_seconds, git_commit, openblas, blas_threads, host;
+///                                datasets: metrics (units as attributes), curves
+///
+/// Several processes may fill one file (e.g. split by --seeds): updates are serialised.
 public struct ResultsGrid {
     public let path: String
     public let experiment: String
@@ -65,8 +68,10 @@ public struct ResultsGrid {
         }
     }
 
-    /// Writes one finished cell (atomically: the file is replaced only when the write succeeds).
+    /// Writes one finished cell (atomically: the file is replaced only when the write succeeds),
+    /// with the code version and BLAS setup that computed it (a grid may be finished by later runs).
     public func record(_ cell: Cell, wallSeconds: Double, _ body: (ResultsGroup) throws -> Void) throws {
+        let provenance = Provenance.current()
         try ResultsFile.update(at: path) { root in
             let group = try root.createGroup("cells").createGroup(cell.name)
             try group.setAttribute("method", .string(cell.method.rawValue))
@@ -76,6 +81,10 @@ public struct ResultsGrid {
             try group.setAttribute("config_hash", .string(config.hash))
             try group.setAttribute("finished", .string(timestamp()))
             try group.setAttribute("wall_seconds", .double(wallSeconds))
+            try group.setAttribute("git_commit", .string(provenance.commitDescription))
+            try group.setAttribute("openblas", .string(provenance.openBLAS))
+            try group.setAttribute("blas_threads", .int(provenance.blasThreads))
+            try group.setAttribute("host", .string(provenance.host))
             try body(group)
             try root.setAttribute("updated", .string(timestamp()))
         }

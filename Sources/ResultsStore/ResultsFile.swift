@@ -25,8 +25,14 @@ public final class ResultsFile {
         try finish(ResultsFile(path: path, id: id), temporary: temporary, target: path, body)
     }
 
-    /// Changes the file at `path` (created empty when missing) atomically.
+    /// Changes the file at `path` (created empty when missing) atomically. Updates of files in one
+    /// directory are serialised across processes (an exclusive `flock` on the directory), so
+    /// several writers of one file each add to the latest version and none is lost.
     public static func update(at path: String, _ body: (ResultsGroup) throws -> Void) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        let lock = open(directory.isEmpty ? "." : directory, O_RDONLY)
+        if lock >= 0 { flock(lock, LOCK_EX) }
+        defer { if lock >= 0 { flock(lock, LOCK_UN); close(lock) } }
         guard FileManager.default.fileExists(atPath: path) else { return try write(to: path, body) }
         try validate(path)
         let temporary = temporaryPath(for: path)

@@ -53,13 +53,14 @@ struct MLPSteps: ParsableCommand {
     }
 
     func run() throws {
+        selectOpenBLASCore()
         ssm_retain_freed_memory()
         let stream = RandomStream(seed: seed)
         let dgemm = Experiments.measureDGEMM(repeats: repeats)
         var lines = [
             "# bench-core: softplus MLP D→30→30→1, N = \(batch), median of \(repeats)",
             "",
-            "Machine: \(cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS threads \(openBLASThreadCount).",
+            "Machine: \(cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS threads \(openBLASThreadCount), kernels \(openBLASCore).",
             "OpenBLAS dgemm 1024×1024 in this run: \(String(format: "%.1f", dgemm)) GFLOP/s (median).",
             "",
             "| D | step | seconds | GEMM GFLOP | GEMM GFLOP/s | share of dgemm |",
@@ -156,6 +157,7 @@ struct ObjectiveSteps: ParsableCommand {
     }
 
     func run() throws {
+        selectOpenBLASCore()
         ssm_retain_freed_memory()
         let stream = RandomStream(seed: 0)
         // CP and Approx BP need a model with layer structure; `bench` times them on DKEF.
@@ -163,7 +165,7 @@ struct ObjectiveSteps: ParsableCommand {
         var lines = [
             "# bench-core objectives: softplus MLP energy D→30→30→1, batch \(batch), median of \(repeats)",
             "",
-            "Machine: \(cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS threads \(openBLASThreadCount).",
+            "Machine: \(cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenBLAS threads \(openBLASThreadCount), kernels \(openBLASCore).",
             "Each cell: draw noise, objective with createGraph, gradient with respect to all parameters.",
             "",
             "| D | " + estimators.map(\.rawValue).joined(separator: " | ") + " |",

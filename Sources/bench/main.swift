@@ -77,6 +77,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        selectOpenBLASCore()
         ssm_retain_freed_memory()
         let dgemm = measureDGEMM()
         let settings = ProtocolSettings()
@@ -151,7 +152,7 @@ struct Bench: ParsableCommand {
         var lines = [
             "# bench: seconds per DKEF training iteration vs the authors' PyTorch code",
             "",
-            "Machine: \(provenance.cpuModel), \(provenance.cores) cores, OpenBLAS threads \(provenance.blasThreads); commit \(provenance.gitCommit.prefix(12))\(provenance.gitDirty ? " (with uncommitted changes)" : "").",
+            "Machine: \(provenance.cpuModel), \(provenance.cores) cores, OpenBLAS threads \(provenance.blasThreads), kernels \(openBLASCore) (OpenBLAS 0.3.21 falls back to its SSE3 Prescott kernels on this CPU; the executables select the AVX-512 ones, see selectOpenBLASCore); commit \(provenance.gitCommit.prefix(12))\(provenance.gitDirty ? " (with uncommitted changes)" : "").",
             "OpenBLAS dgemm 1024³ in this run: \(String(format: "%.1f", dgemm)) GFLOP/s. Medians of \(iterations) iterations after \(warmup) warm-up (fewer where one iteration exceeded the \(budget) s budget: see 'timed').",
             "Unit (a): training step + α on 1000 training points + validation objective on 540 points (the authors' runner); unit (b): figure 2's (α on 100 + objective on 100 + gradient + Adam).",
             "Reference: the authors' code, PyTorch CPU 2 threads, unit (a), on a machine of this kind. Speed-up = reference / ours.",

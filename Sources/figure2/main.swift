@@ -1,3 +1,4 @@
+import Autodiff
 import ArgumentParser
 import CRuntime
 import Experiments
@@ -20,6 +21,7 @@ struct Figure2: ParsableCommand {
     @OptionGroup var options: ExperimentOptions
 
     func run() throws {
+        selectOpenBLASCore()
         ssm_retain_freed_memory()
         let run = try options.runGrid(experiment: "figure2", skip: { cell, config, out in
             guard cell.method == .sm else { return nil }

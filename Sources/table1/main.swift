@@ -1,3 +1,4 @@
+import Autodiff
 import ArgumentParser
 import CRuntime
 import Experiments
@@ -19,6 +20,7 @@ struct Table1: ParsableCommand {
     @OptionGroup var options: ExperimentOptions
 
     func run() throws {
+        selectOpenBLASCore()
         ssm_retain_freed_memory()
         let run = try options.runGrid(experiment: "table1", compute: ProtocolExperiment.compute)
         let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)

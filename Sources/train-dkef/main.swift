@@ -49,6 +49,7 @@ struct TrainDKEF: ParsableCommand {
     }
 
     func run() throws {
+        selectOpenBLASCore()
         ssm_retain_freed_memory()
         var settings = ProtocolSettings()
         settings.epochs = epochs

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ResultsStore
 import Testing
 
@@ -60,6 +61,25 @@ func temporaryFolder() -> String {
         try ResultsFile.read(at: path) { root throws in
             #expect(try root.childNames() == ["a", "b"])
             #expect(try root.group("a").readDoubles("x").values == [1, 2])
+        }
+    }
+
+    /// Concurrent writers of one file (two experiment processes sharing a results file) are
+    /// serialised: every update lands on the latest version, none is lost.
+    @Test func concurrentUpdatesAreAllKept() throws {
+        let path = temporaryFolder() + "/shared.h5"
+        try ResultsFile.write(to: path) { try $0.createGroup("cells") }
+        let failures = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: 2) { writer in
+            for k in 0..<8 {
+                do {
+                    try ResultsFile.update(at: path) { try $0.createGroup("cells").createGroup("w\(writer)-\(k)").write("v", ints: [k]) }
+                } catch { failures.withLock { $0 += 1 } }
+            }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        try ResultsFile.read(at: path) { root throws in
+            #expect(try root.group("cells").childNames().count == 16)
         }
     }
 
