@@ -56,8 +56,8 @@ extension DKEF {
             case let .propagated(r, i):
                 let m = bend * g
                 let v = noise!.rademacher(shape: m.shape)
-                return .propagated(real: slope * r + m.squareRootOfPositivePart() * v,
-                                   imaginary: slope * i + (-m).squareRootOfPositivePart() * v)
+                return .propagated(real: Tensor.productPlusRootOfPositivePart(slope, r, root: m, times: v),
+                                   imaginary: Tensor.productPlusRootOfPositivePart(slope, i, root: -m, times: v))
             }
         }
 
@@ -142,8 +142,8 @@ extension DKEF {
             case let .propagated(re, ie):
                 let m = (geExpanded / (-h)).expanded(to: slope.shape)
                 let v = noise!.rademacher(shape: slope.shape)
-                cPhi = .propagated(real: slope * re.expandingShape(at: 2) + m.squareRootOfPositivePart() * v,
-                                   imaginary: slope * ie.expandingShape(at: 2) + (-m).squareRootOfPositivePart() * v)
+                cPhi = .propagated(real: Tensor.productPlusRootOfPositivePart(slope, re.expandingShape(at: 2), root: m, times: v),
+                                   imaginary: Tensor.productPlusRootOfPositivePart(slope, ie.expandingShape(at: 2), root: -m, times: v))
             }
             if case .each = partners {
                 // Keep the partner axis: g and curvature become [N, M, D].

@@ -65,17 +65,25 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         }
     }
 
-    /// A canonical JSON text of the effective settings (sorted keys) and its FNV-1a 64-bit hash:
-    /// cells computed under another hash are not reused.
+    /// A canonical JSON text of the effective settings (sorted keys).
     public var canonicalJSON: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
+    /// FNV-1a 64-bit hash of the canonical JSON of the settings that decide how a cell is
+    /// computed (model, protocol, objective, timing) — not of the grid lists (methods, dims,
+    /// seeds, DSM σ), which only say which cells exist (each cell names its own). Cells computed
+    /// under another hash are not reused; runs over different parts of one grid share a file.
     public var hash: String {
+        var settings = self
+        settings.methods = []
+        settings.dims = []
+        settings.seeds = []
+        settings.dsmSigmas = []
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in canonicalJSON.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        for byte in settings.canonicalJSON.utf8 { h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
         return String(format: "%016llx", h)
     }
 

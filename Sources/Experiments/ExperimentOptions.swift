@@ -28,10 +28,12 @@ public struct ExperimentOptions: ParsableArguments {
 
     public init() {}
 
-    /// The effective config (file, quick block, then command-line overrides) and its source text.
-    public func resolve(experiment: String) throws -> (config: ExperimentConfig, text: String, out: String) {
+    /// The effective config (file, quick block, then command-line overrides), the file's config
+    /// without the overrides (the whole grid, which a results file records), and its source text.
+    public func resolve(experiment: String) throws -> (config: ExperimentConfig, fileConfig: ExperimentConfig, text: String, out: String) {
         let path = config ?? "experiments/\(experiment).yml"
         var (resolved, text) = try ExperimentConfig.load(path, quick: quick)
+        let fileConfig = resolved
         func list<T>(_ text: String?, _ name: String, _ parse: (String) -> T?) throws -> [T]? {
             guard let text else { return nil }
             let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -48,7 +50,7 @@ public struct ExperimentOptions: ParsableArguments {
         let output = out ?? (quick ? "results/quick/\(experiment).h5" : "results/\(experiment).h5")
         let folder = (output as NSString).deletingLastPathComponent
         if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        return (resolved, text, output)
+        return (resolved, fileConfig, text, output)
     }
 }
 
@@ -66,9 +68,10 @@ extension ExperimentOptions {
     /// and reads the grid's cells back.
     public func runGrid(experiment: String, skip: (Cell, ExperimentConfig, String) throws -> String? = { _, _, _ in nil },
                         compute: (Cell, ExperimentConfig) throws -> (ResultsGroup) throws -> Void) throws -> FinishedGrid {
-        let (config, text, out) = try resolve(experiment: experiment)
+        let (config, fileConfig, text, out) = try resolve(experiment: experiment)
         let cells = try config.cells
-        let grid = try ResultsGrid(path: out, experiment: experiment, config: config, configText: text, fresh: fresh)
+        // The file records the config file's whole grid; --dims/--methods/--seeds run part of it.
+        let grid = try ResultsGrid(path: out, experiment: experiment, config: fileConfig, configText: text, fresh: fresh)
         try grid.run(cells, skip: { try skip($0, config, out) }) { try compute($0, config) }
         let names = Set(cells.map(\.name))
         return FinishedGrid(config: config, out: out, records: try CellRecord.all(in: out).filter { names.contains($0.name) },

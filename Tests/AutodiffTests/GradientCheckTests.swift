@@ -75,6 +75,12 @@ let opCases: [OpCase] = {
         .unary("pow -1", positive: true) { $0.pow(-1) },
         .unary("relu (away from 0)", awayFromZero: true) { $0.relu() * $0 },
         .unary("sqrt of positive part (away from 0)", awayFromZero: true) { $0.squareRootOfPositivePart() + (-$0).squareRootOfPositivePart() * 2 },
+        // Fused a ⊙ b + √c⁺ ⊙ v with a broadcast [a,1,c] and b [a,b,1]; c away from 0, both signs.
+        OpCase(name: "fused product plus root of positive part", inputs: { rng in
+            let (x, y, z) = (OpCase.extent(&rng), OpCase.extent(&rng) + 1, OpCase.extent(&rng) + 1)
+            return [Tensor.random([x, 1, z], using: &rng), Tensor.random([x, y, 1], using: &rng),
+                    Tensor.randomAwayFromZero([x, y, z], using: &rng), Tensor.random([x, y, z], using: &rng)]
+        }, function: { Tensor.productPlusRootOfPositivePart($0[0], $0[1], root: $0[2], times: $0[3]) }),
         .unary("sign and step are constants", awayFromZero: true) { $0 * $0.sign() + $0.step() },
         // Layout.
         .unary("reshape") { $0.reshaped([-1]).reshaped([1, -1]) * 1.5 },

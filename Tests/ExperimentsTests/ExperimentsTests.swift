@@ -50,15 +50,24 @@ func folder() -> String {
         }
     }
 
-    /// The grid: DSM once per σ, the others once; the hash follows the settings.
+    /// The grid: DSM once per σ, the others once; the hash follows the settings that compute a
+    /// cell, not the grid lists.
     @Test func cellsAndHash() throws {
         let config = try ExperimentConfig.parse("methods: [dsm, ssm]\ndims: [2, 4]\nseeds: [0, 1]\ndsm_sigmas: [0.1, 1.0]\n", file: "x.yml", quick: false)
         let cells = try config.cells
         #expect(cells.count == 2 * 2 * 2 + 2 * 2)
         #expect(cells.first?.name == "dsm_sigma0.1_d2_seed0")
         #expect(Set(cells.map(\.name)).count == cells.count)
+        var part = config
+        part.seeds = [0]
+        part.dims = [4]
+        part.methods = ["ssm"]
+        #expect(config.hash == part.hash)
         var other = config
-        other.seeds = [0]
+        other.protocolSettings.epochs += 1
+        #expect(config.hash != other.hash)
+        other = config
+        other.model.hiddenWidth += 1
         #expect(config.hash != other.hash)
         #expect(config.hash == (try ExperimentConfig.parse("methods: [dsm, ssm]\ndims: [2, 4]\nseeds: [0, 1]\ndsm_sigmas: [0.1, 1.0]\n", file: "y.yml", quick: false)).hash)
     }
@@ -103,7 +112,7 @@ func folder() -> String {
         #expect(records.map(\.values["fisher_divergence"]) == [0.5, 0.7])
 
         var other = config
-        other.dims = [3]
+        other.protocolSettings.epochs += 1
         #expect(throws: ResultsGrid.GridError.self) {
             try ResultsGrid(path: path, experiment: "test", config: other, configText: "t", fresh: false)
         }

@@ -1,0 +1,44 @@
+/// Fused elementwise kernels for hot chains: one pass over memory instead of one per operation,
+/// with pullbacks written in the ordinary tensor operations (so they differentiate again).
+extension Tensor {
+    /// y = a ⊙ b + √max(c, 0) ⊙ v, one pass. a and b broadcast to c's shape; v (a constant, e.g.
+    /// Rademacher noise) has c's shape. Curvature propagation's update S ← f′ S + √M⁺ v.
+    ///
+    /// Pullbacks: ā = ȳ ⊙ b, b̄ = ȳ ⊙ a (reduced to their shapes), c̄ = ȳ ⊙ v ⊙ m / (2√c⁺ + 1 − m)
+    /// with the constant mask m = 1[c > 0] (as `squareRootOfPositivePart`: no ∞·0 at c ≤ 0).
+    public static func productPlusRootOfPositivePart(_ a: Tensor, _ b: Tensor, root c: Tensor, times v: Tensor) -> Tensor {
+        precondition(v.shape == c.shape, "productPlusRootOfPositivePart: v \(v.shape) must have c's shape \(c.shape)")
+        let shape = c.shape
+        precondition(broadcastShape(broadcastShape(a.shape, b.shape, "productPlusRootOfPositivePart"), shape,
+                                    "productPlusRootOfPositivePart") == shape,
+                     "productPlusRootOfPositivePart: a \(a.shape) and b \(b.shape) must broadcast to c's shape \(shape)")
+        let sa = broadcastStrides(from: a.shape, to: shape), sb = broadcastStrides(from: b.shape, to: shape)
+        let so = contiguousStrides(shape)
+        let inner = shape.last ?? 1, ia = sa.last ?? 0, ib = sb.last ?? 0
+        let value = makeBuffer(c.count) { out in
+            a.scalars.withUnsafeBufferPointer { pa in
+                b.scalars.withUnsafeBufferPointer { pb in
+                    c.scalars.withUnsafeBufferPointer { pc in
+                        v.scalars.withUnsafeBufferPointer { pv in
+                            forEachRow(shape: shape, so, sa, sb) { o, oa, ob in
+                                for j in 0..<inner {
+                                    let m = pc[o + j]
+                                    out[o + j] = pa[oa + j * ia] * pb[ob + j * ib] + (m > 0 ? m.squareRoot() : 0) * pv[o + j]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return record(shape: shape, scalars: value, inputs: [a, b, c, v]) { g, _, needed in
+            var gc: Tensor? = nil
+            if needed[2] {
+                let mask = c.step()
+                gc = g * v * mask / (c.squareRootOfPositivePart() * 2 + (1 - mask))
+            }
+            return [needed[0] ? (g * b).sumToShape(a.shape) : nil, needed[1] ? (g * a).sumToShape(b.shape) : nil, gc,
+                    needed[3] ? (g * c.squareRootOfPositivePart()) : nil]
+        }
+    }
+}
