@@ -92,7 +92,9 @@ def figure2(path, prefix):
     plot_metric(axes[0], records, "median_total_seconds", log_y=True)
     axes[0].set_ylabel("seconds per training iteration (median)")
     axes[0].set_title("Training time per iteration vs dimension")
-    axes[0].legend(fontsize=8)
+    low, high = axes[0].get_ylim()
+    axes[0].set_ylim(low, high * 6)  # room above the curves for the legend
+    axes[0].legend(fontsize=8, ncol=3, loc="upper left")
     # Phase breakdown at the largest D every method reached.
     by, methods = grouped(records, "median_total_seconds")
     order = series_order(methods)

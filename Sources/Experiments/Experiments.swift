@@ -138,13 +138,16 @@ public func summarize(_ records: [CellRecord], metric: String) -> [String: [Int:
     return grouped.mapValues { byD in byD.mapValues { let s = meanAndStandardError($0); return (s.mean, s.standardError, $0.count) } }
 }
 
-/// A Markdown table: rows are series, columns dimensions, cells "mean ± se".
+/// A Markdown table: rows are series, columns dimensions, cells "mean ± se" (the mean alone
+/// where only one seed is in: no standard error to give).
 public func markdownTable(_ summary: [String: [Int: (mean: Double, standardError: Double, count: Int)]], seriesOrder: [String], digits: Int = 3) -> String {
     let dims = Set(summary.values.flatMap(\.keys)).sorted()
     var lines = ["| method | " + dims.map { "D=\($0)" }.joined(separator: " | ") + " |",
                  "|---|" + dims.map { _ in "---|" }.joined()]
     for series in seriesOrder where summary[series] != nil {
-        let cells = dims.map { d in summary[series]![d].map { String(format: "%.\(digits)f ± %.\(digits)f", $0.mean, $0.standardError) } ?? "–" }
+        let cells = dims.map { d in summary[series]![d].map {
+            $0.count > 1 ? String(format: "%.\(digits)f ± %.\(digits)f", $0.mean, $0.standardError) : String(format: "%.\(digits)f", $0.mean)
+        } ?? "–" }
         lines.append("| \(series) | " + cells.joined(separator: " | ") + " |")
     }
     return lines.joined(separator: "\n")
