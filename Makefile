@@ -17,7 +17,7 @@ help:
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
 	@echo "make all         all three"
-	@echo "make bench       DKEF iterations per method and D vs the authors' code -> results/bench.md, results/bench.h5"
+	@echo "make bench       DKEF iterations per method and D vs the authors' code -> results/bench.md, results/bench.h5 (BENCH_ARGS=... narrows it)"
 	@echo "make bench-core  autodiff and objective microbenchmarks -> results/bench-core.md, results/bench-objectives.md"
 
 # Installs only what is missing; prints what it installs.
@@ -70,8 +70,9 @@ plots: $(PYTHON)
 	$(PYTHON) experiments/plot.py figure1 results/figure1.h5 results/figure1
 	$(PYTHON) experiments/plot.py figure2 results/figure2.h5 results/figure2
 
+# BENCH_ARGS narrows the run, e.g. make bench BENCH_ARGS="--dims 10 --methods ssm,cp".
 bench: build
-	$(BIN)/bench
+	$(BIN)/bench $(BENCH_ARGS)
 
 bench-core: build
 	$(BIN)/bench-core mlp --out results/bench-core.md
