@@ -122,6 +122,24 @@ func folder() -> String {
         #expect(try ResultsGrid(path: path, experiment: "test", config: other, configText: "t", fresh: false).finishedCells().isEmpty)
     }
 
+    /// Runs over parts of one grid (here --seeds 0, then --seeds 1) fill one file; each cell records
+    /// the commit and BLAS setup that computed it.
+    @Test func partsOfAGridShareAFile() throws {
+        let path = folder() + "/shared.h5"
+        let whole = try tinyConfig()
+        for seed in [0, 1] {
+            var part = whole
+            part.seeds = [seed]
+            let grid = try ResultsGrid(path: path, experiment: "test", config: whole, configText: "t", fresh: false)
+            try grid.run(try part.cells) { _ in { try $0.write("fisher_divergence", doubles: [1], shape: []) } }
+        }
+        try ResultsFile.read(at: path) { root throws in
+            #expect(try root.group("cells").childNames().sorted() == ["ssm_d2_seed0", "ssm_d2_seed1"])
+            let cell = try root.group("cells").group("ssm_d2_seed1")
+            for key in ["git_commit", "openblas", "blas_threads", "host"] { #expect((try? cell.attribute(key)) != nil, "missing \(key)") }
+        }
+    }
+
     /// The file records the config and provenance.
     @Test func provenanceIsRecorded() throws {
         let path = folder() + "/p.h5"
