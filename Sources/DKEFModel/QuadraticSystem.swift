@@ -111,7 +111,7 @@ enum BasisResidual {
         }
     }
 
-    /// Σₙ Rₙ Rₙᵀ, `[M, M]`: one GEMM over the rows [M, N·R] of the residual, or, for factored
+    /// Σₙ Rₙ Rₙᵀ, `[M, M]`: one symmetric rank-k update over the rows [M, N·R] of the residual, or, for factored
     /// residuals Rₙ = CₙEₙᵀ with R > Q, Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ as one GEMM over [M, N·Q] (cost
     /// independent of R).
     var gramSum: Tensor {
@@ -124,8 +124,7 @@ enum BasisResidual {
         case let .factored(f):
             return Self.dense(f.first).gramSum
         case let .dense(r):
-            let rows = r.permuted([1, 0, 2]).reshaped([r.shape[1], -1])                    // [M, N·R]
-            return Tensor.matmul(rows, rows, transposeB: true)
+            return Tensor.gram(r.permuted([1, 0, 2]).reshaped([r.shape[1], -1]))          // rows [M, N·R]
         }
     }
 
