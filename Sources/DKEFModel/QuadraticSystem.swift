@@ -72,8 +72,7 @@ public struct QuadraticSystem {
                 // Forward mode needs no graph of x; record one only for parameter gradients.
                 (basis, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
                     let derivatives = model.kernelDirectionalDerivatives(at: point, first: form.first, second: form.curvatureDirections)
-                    let linear = form.assemble(first: derivatives.coordinates[0], secondSum: derivatives.secondSum).linear
-                    return (.factored(derivatives.scaled(by: form.firstScale)), linear)
+                    return (.factored(derivatives.scaled(by: form.firstScale)), form.linearTerm(secondSum: derivatives.secondSum))
                 }
             } else if !expanded, let method = objective.diagonalHessianMethod(noise: noise) {
                 // ½‖∇k_m‖² + Σ diag-estimate: residual ∇k_m, linear Σ over D of the estimate.
@@ -111,9 +110,9 @@ enum BasisResidual {
         }
     }
 
-    /// Σₙ Rₙ Rₙᵀ, `[M, M]`: one symmetric rank-k update over the rows [M, N·R] of the residual, or, for factored
-    /// residuals Rₙ = CₙEₙᵀ with R > Q, Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ as one GEMM over [M, N·Q] (cost
-    /// independent of R).
+    /// Σₙ Rₙ Rₙᵀ, `[M, M]`: one symmetric rank-k update over the rows [M, N·R] of the residual,
+    /// or, for factored residuals Rₙ = CₙEₙᵀ with R > Q, Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ as one GEMM over
+    /// [M, N·Q] (cost independent of R).
     var gramSum: Tensor {
         switch self {
         case let .factored(f) where f.directionCount > f.featureCount:

@@ -57,9 +57,13 @@ public struct DirectionalForm {
     /// Residual and linear term from the directional derivatives: first `[…, R₁]` ↦ scale · first,
     /// secondSum `[…]` (Σ over the curvature directions of uᵀ∇²f u) ↦ weight · secondSum.
     public func assemble(first: Tensor, secondSum: Tensor?) -> (residual: Tensor, linear: Tensor?) {
-        var linear: Tensor? = nil
-        if case let .sum(_, weight) = curvature, let secondSum { linear = weight == 1 ? secondSum : secondSum * weight }
-        return (firstScale == 1 ? first : first * firstScale, linear)
+        (firstScale == 1 ? first : first * firstScale, linearTerm(secondSum: secondSum))
+    }
+
+    /// The linear term weight · secondSum (nil without a curvature term).
+    public func linearTerm(secondSum: Tensor?) -> Tensor? {
+        guard case let .sum(_, weight) = curvature, let secondSum else { return nil }
+        return weight == 1 ? secondSum : secondSum * weight
     }
 
     /// The terms of f at x (called with recording on; x is a constant).
