@@ -17,6 +17,13 @@ public struct Provenance {
     public var blasThreads: Int
     public var host: String
 
+    /// The commit of the working tree, marked when it has uncommitted changes ("unknown" without git).
+    public static func currentCommit() -> String {
+        let commit = run("git", ["rev-parse", "HEAD"]) ?? "unknown"
+        let dirty = !(run("git", ["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty
+        return commit + (dirty ? " (with uncommitted changes)" : "")
+    }
+
     /// Reads it off this process and machine (git and swift are asked; "unknown" if absent).
     public static func current() -> Provenance {
         let commit = run("git", ["rev-parse", "HEAD"]) ?? "unknown"

@@ -1,3 +1,4 @@
+import Autodiff
 import Foundation
 import ResultsStore
 
@@ -71,7 +72,7 @@ public struct ResultsGrid {
     /// Writes one finished cell (atomically: the file is replaced only when the write succeeds),
     /// with the code version and BLAS setup that computed it (a grid may be finished by later runs).
     public func record(_ cell: Cell, wallSeconds: Double, _ body: (ResultsGroup) throws -> Void) throws {
-        let provenance = Provenance.current()
+        let commit = Provenance.currentCommit()
         try ResultsFile.update(at: path) { root in
             let group = try root.createGroup("cells").createGroup(cell.name)
             try group.setAttribute("method", .string(cell.method.rawValue))
@@ -81,10 +82,10 @@ public struct ResultsGrid {
             try group.setAttribute("config_hash", .string(config.hash))
             try group.setAttribute("finished", .string(timestamp()))
             try group.setAttribute("wall_seconds", .double(wallSeconds))
-            try group.setAttribute("git_commit", .string(provenance.commitDescription))
-            try group.setAttribute("openblas", .string(provenance.openBLAS))
-            try group.setAttribute("blas_threads", .int(provenance.blasThreads))
-            try group.setAttribute("host", .string(provenance.host))
+            try group.setAttribute("git_commit", .string(commit))
+            try group.setAttribute("openblas", .string(openBLASConfiguration))
+            try group.setAttribute("blas_threads", .int(openBLASThreadCount))
+            try group.setAttribute("host", .string(ProcessInfo.processInfo.hostName))
             try body(group)
             try root.setAttribute("updated", .string(timestamp()))
         }
