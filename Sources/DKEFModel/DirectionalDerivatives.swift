@@ -45,11 +45,14 @@ extension DKEF {
         /// Q = Σ_j (1 + H).
         public var featureCount: Int { inducingFeatures.reduce(0) { $0 + $1.shape[1] } }
 
+        /// Σ_j body(c_j, Z_j, E_j).
+        func summedOverKernels(_ body: (_ c: Tensor, _ z: Tensor, _ e: Tensor) -> Tensor) -> Tensor {
+            scales.indices.map { body(scales[$0], inducingFeatures[$0], coordinates[$0]) }.summed()
+        }
+
         /// ∇k_m(xₙ)·u_r, `[N, M, R₁]`.
         public var first: Tensor {
-            zip(scales, zip(inducingFeatures, coordinates)).map { c, ze in
-                c.expandingShape(at: 2) * Tensor.matmul(ze.0, ze.1, transposeB: true)
-            }.summed()
+            summedOverKernels { c, z, e in c.expandingShape(at: 2) * Tensor.matmul(z, e, transposeB: true) }
         }
 
         /// The factors C `[N, M, Q]` (C[n, m, (j, q)] = c_j[n, m] Z_j[m, q]) and E `[N, R₁, Q]`:
@@ -62,19 +65,19 @@ extension DKEF {
         /// Σ_m α_m ∇k_m(xₙ)·u_r, `[N, R₁]`, contracting α with c_j and Z_j first.
         public func weighted(by alpha: Tensor) -> Tensor {
             let n = scales[0].shape[0]
-            return zip(scales, zip(inducingFeatures, coordinates)).map { c, ze in
-                let row = Tensor.matmul(c * alpha.reshaped([1, -1]), ze.0).expandingShape(at: 1)   // [N, 1, 1+H]
-                return Tensor.matmul(row, ze.1, transposeB: true).reshaped([n, -1])
-            }.summed()
+            return summedOverKernels { c, z, e in
+                let row = Tensor.matmul(c * alpha.reshaped([1, -1]), z).expandingShape(at: 1)       // [N, 1, 1+H]
+                return Tensor.matmul(row, e, transposeB: true).reshaped([n, -1])
+            }
         }
 
         /// Σₙ Σ_r ∇k_m(xₙ)·u_r tₙ[r] for targets t `[N, R₁]`, `[M]`.
         public func contracted(with target: Tensor) -> Tensor {
-            zip(scales, zip(inducingFeatures, coordinates)).map { c, ze in
-                let projected = Tensor.matmul(ze.1, target.expandingShape(at: 2), transposeA: true)   // E_jᵀt, [N, 1+H, 1]
-                let values = Tensor.matmul(projected.reshaped([c.shape[0], -1]), ze.0, transposeB: true)  // [N, M]
+            summedOverKernels { c, z, e in
+                let projected = Tensor.matmul(e, target.expandingShape(at: 2), transposeA: true)      // E_jᵀt, [N, 1+H, 1]
+                let values = Tensor.matmul(projected.reshaped([c.shape[0], -1]), z, transposeB: true)  // [N, M]
                 return (c * values).sum(alongAxis: 0)
-            }.summed()
+            }
         }
 
         /// The same with E scaled by s (first derivatives times s).
