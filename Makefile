@@ -5,6 +5,8 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN     := .build/release
 VENV    := .venv
 PYTHON  := $(VENV)/bin/python
+# Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
+JOBS    ?= $(shell nproc)
 
 .PHONY: help deps build test check figure1 figure2 table1 all plots bench bench-core clean
 
@@ -16,7 +18,7 @@ help:
 	@echo "make figure1     full figure 1 -> results/figure1.h5, results/figure1.png|pdf"
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
-	@echo "make all         all three"
+	@echo "make all         all three (figure1 and table1 run JOBS=$(JOBS) processes; JOBS=1 for one)"
 	@echo "make bench       DKEF iterations per method and D vs the authors' code -> results/bench.md, results/bench.h5 (BENCH_ARGS=... narrows it)"
 	@echo "make bench-core  autodiff and objective microbenchmarks -> results/bench-core.md, results/bench-objectives.md"
 
@@ -48,13 +50,13 @@ $(PYTHON): experiments/requirements.txt
 # Quick grids are scratch: recomputed from nothing each time, so they test the current code.
 check: build
 	rm -rf results/quick
-	$(BIN)/figure1 --quick
-	$(BIN)/table1 --quick
+	$(BIN)/figure1 --quick --jobs $(JOBS)
+	$(BIN)/table1 --quick --jobs $(JOBS)
 	$(BIN)/figure2 --quick
 	$(BIN)/inspect check --thresholds experiments/thresholds.yml --results results/quick
 
 figure1: build $(PYTHON)
-	$(BIN)/figure1
+	$(BIN)/figure1 --jobs $(JOBS)
 	$(PYTHON) experiments/plot.py figure1 results/figure1.h5 results/figure1
 
 figure2: build $(PYTHON)
@@ -62,7 +64,7 @@ figure2: build $(PYTHON)
 	$(PYTHON) experiments/plot.py figure2 results/figure2.h5 results/figure2
 
 table1: build
-	$(BIN)/table1
+	$(BIN)/table1 --jobs $(JOBS)
 
 all: figure1 figure2 table1
 

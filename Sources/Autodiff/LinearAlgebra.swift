@@ -121,6 +121,9 @@ public var openBLASConfiguration: String { String(cString: ssm_openblas_config()
 /// Threads OpenBLAS uses.
 public var openBLASThreadCount: Int { Int(ssm_openblas_threads()) }
 
+/// Sets the threads OpenBLAS uses from now on in this process.
+public func setOpenBLASThreadCount(_ threads: Int) { ssm_openblas_set_threads(Int32(threads)) }
+
 /// The kernel family OpenBLAS uses ("SkylakeX", "Haswell", "Prescott", …).
 public var openBLASCore: String { String(cString: ssm_openblas_core()) }
 

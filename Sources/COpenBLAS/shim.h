@@ -10,6 +10,7 @@
 /// OpenBLAS's build description ("OpenBLAS 0.3.21 DYNAMIC_ARCH ...").
 static inline const char *ssm_openblas_config(void) { return openblas_get_config(); }
 static inline int ssm_openblas_threads(void) { return openblas_get_num_threads(); }
+static inline void ssm_openblas_set_threads(int threads) { openblas_set_num_threads(threads); }
 
 /// The kernel family OpenBLAS chose at load time ("Prescott", "SkylakeX", ...).
 static inline const char *ssm_openblas_core(void) { return openblas_get_corename(); }

@@ -26,7 +26,25 @@ public struct ExperimentOptions: ParsableArguments {
     @Flag(help: "Start a new results file instead of resuming (the old file is kept as <out>.<time>.bak).")
     public var fresh = false
 
+    @Option(help: "Processes computing cells at once, sharing the results file; each uses one OpenBLAS thread unless OPENBLAS_NUM_THREADS is set.")
+    public var jobs = 1
+
     public init() {}
+
+    public func validate() throws {
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+    }
+
+    /// The arguments that make another process run this same grid into `out`.
+    func workerArguments(out: String) -> [String] {
+        var arguments: [String] = []
+        if let config { arguments += ["--config", config] }
+        if let dims { arguments += ["--dims", dims] }
+        if let methods { arguments += ["--methods", methods] }
+        if let seeds { arguments += ["--seeds", seeds] }
+        if quick { arguments.append("--quick") }
+        return arguments + ["--out", out]
+    }
 
     /// The effective config (file, quick block, then command-line overrides), the file's config
     /// without the overrides (the whole grid, which a results file records), and its source text.
@@ -72,7 +90,14 @@ extension ExperimentOptions {
         let cells = try config.cells
         // The file records the config file's whole grid; --dims/--methods/--seeds run part of it.
         let grid = try ResultsGrid(path: out, experiment: experiment, config: fileConfig, configText: text, fresh: fresh)
-        try grid.run(cells, skip: { try skip($0, config, out) }) { try compute($0, config) }
+        let workers = try Workers(count: jobs - 1, arguments: workerArguments(out: out))
+        do {
+            try grid.run(cells, skip: { try skip($0, config, out) }) { try compute($0, config) }
+        } catch {
+            workers.terminate()
+            throw error
+        }
+        try workers.wait()
         let names = Set(cells.map(\.name))
         return FinishedGrid(config: config, out: out, records: try CellRecord.all(in: out).filter { names.contains($0.name) },
                             seriesOrder: uniqued(cells.map(\.series)))

@@ -146,7 +146,7 @@ public func markdownTable(_ summary: [String: [Int: (mean: Double, standardError
                  "|---|" + dims.map { _ in "---|" }.joined()]
     for series in seriesOrder where summary[series] != nil {
         let cells = dims.map { d in summary[series]![d].map {
-            $0.count > 1 ? String(format: "%.\(digits)f ± %.\(digits)f", $0.mean, $0.standardError) : String(format: "%.\(digits)f", $0.mean)
+            formattedMeanAndError(mean: $0.mean, standardError: $0.standardError, count: $0.count, digits: digits)
         } ?? "–" }
         lines.append("| \(series) | " + cells.joined(separator: " | ") + " |")
     }

@@ -94,6 +94,11 @@ public struct ResultsGrid {
     /// Runs every cell of `cells` not yet in the file, writing each as it finishes, with a
     /// progress line per cell (elapsed, ETA) on stderr.
     /// `skip` may name a reason to pass over a cell (asked just before it would run).
+    ///
+    /// Several processes may run one grid at once: each cell is claimed (`CellClaim`) before it
+    /// is computed, so a process passes over cells another one is computing, then waits for those
+    /// at the end and computes any whose process died without recording it. On return every
+    /// cell of `cells` that was not skipped is in the file.
     public func run(_ cells: [Cell], skip: (Cell) throws -> String? = { _ in nil },
                     _ compute: (Cell) throws -> (ResultsGroup) throws -> Void) throws {
         let done = try finishedCells()
@@ -102,19 +107,39 @@ public struct ResultsGrid {
             log("\(experiment): \(cells.count - todo.count) of \(cells.count) cells already in \(path) (same config \(config.hash)); running the other \(todo.count)")
         }
         let start = Date()
-        for (index, cell) in todo.enumerated() {
+        let names = Set(cells.map(\.name)), alreadyDone = cells.count - todo.count
+        var claimedElsewhere: [Cell] = []
+        func attempt(_ cell: Cell, wait: Bool) throws -> Bool {
             if let reason = try skip(cell) {
-                log("\(experiment): cell \(index + 1)/\(todo.count) \(cell.name) skipped: \(reason)")
-                continue
+                log("\(experiment): \(cell.name) skipped: \(reason)")
+                return true
             }
+            guard let claim = try CellClaim(cell: cell.name, of: path, wait: wait) else { return false }
+            var inFile = false
+            defer { claim.release(recorded: inFile) }
+            // Another process may have recorded it since `done` was read.
+            inFile = try finishedCells().contains(cell.name)
+            guard !inFile else { return true }
             let cellStart = Date()
             let write = try compute(cell)
             let seconds = Date().timeIntervalSince(cellStart)
             try record(cell, wallSeconds: seconds, write)
+            inFile = true
+            // Progress counts every process's cells: the file is the one record of all of them.
+            let inGrid = try finishedCells().intersection(names).count
             let elapsed = Date().timeIntervalSince(start)
-            let eta = elapsed / Double(index + 1) * Double(todo.count - index - 1)
-            log(String(format: "%@: cell %d/%d %@ done in %.1f s | elapsed %.0f s, ETA %.0f s", experiment, index + 1, todo.count, cell.name, seconds, elapsed, eta))
+            let eta = elapsed / Double(max(inGrid - alreadyDone, 1)) * Double(cells.count - inGrid)
+            log(String(format: "%@: %@ done in %.1f s; %d/%d cells in the file | elapsed %.0f s, ETA %.0f s",
+                       experiment, cell.name, seconds, inGrid, cells.count, elapsed, eta))
+            return true
         }
+        for cell in todo where try !attempt(cell, wait: false) {
+            claimedElsewhere.append(cell)
+        }
+        if !claimedElsewhere.isEmpty {
+            log("\(experiment): waiting for \(claimedElsewhere.count) cell(s) another process is computing: \(claimedElsewhere.map(\.name).joined(separator: ", "))")
+        }
+        for cell in claimedElsewhere { _ = try attempt(cell, wait: true) }
     }
 }
 

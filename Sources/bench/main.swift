@@ -19,15 +19,15 @@ struct Bench: ParsableCommand {
         abstract: "Time DKEF training iterations per method and D; compare with the authors' PyTorch code.",
         discussion: """
         Two units per cell, medians over the timed iterations after warm-up:
-          (a) the authors' runner unit: a training step + alpha's matrices on 1000 training points
-              + the validation objective on the 540 validation points;
-          (b) figure 2's unit: alpha on X_t (100) + objective on X_v (100) + parameter gradient
-              + Adam step.
-        GEMM work is counted exactly (FlopCounter); GFLOP/s is that work over (a)'s time, next to
-        OpenBLAS dgemm measured in the same run. Peak resident memory is asked to reset per cell
-        (/proc/self/clear_refs); where the kernel ignores that (seen on this machine's container)
-        the column is the process's peak so far, and the RSS after the first and last iteration
-        shows per-cell use and growth. Exact SM runs while one iteration of (a) stays under --budget,
+          (a) the authors' runner unit: a training step + alpha's matrices on 1000 training \
+        points + the validation objective on the 540 validation points;
+          (b) figure 2's unit: alpha on X_t (100) + objective on X_v (100) + parameter \
+        gradient + Adam step.
+        GEMM work is counted exactly (FlopCounter); GFLOP/s is that work over (a)'s time, next to \
+        OpenBLAS dgemm measured in the same run. Peak resident memory is asked to reset per cell \
+        (/proc/self/clear_refs); where the kernel ignores that (seen on this machine's container) \
+        the column is the process's peak so far, and the RSS after the first and last iteration \
+        shows per-cell use and growth. Exact SM runs while one iteration of (a) stays under --budget, \
         and at least to D = 100. Writes results/bench.md and results/bench.h5.
         """)
 

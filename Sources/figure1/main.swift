@@ -11,11 +11,15 @@ struct Figure1: ParsableCommand {
         commandName: "figure1",
         abstract: "Figure 1: test Fisher divergence (SM loss) and exact SM objective vs data dimension, per method.",
         discussion: """
-        Runs the DKEF HighDim protocol (train, finalise, evaluate) for every cell of the grid
-        methods × dims × DSM sigmas × seeds in the config (default experiments/figure1.yml), writing
-        each cell to the HDF5 results file as soon as it finishes. A rerun resumes: cells already in
-        the file with the same config hash are skipped. Prints mean ± standard error over seeds.
+        Runs the DKEF HighDim protocol (train, finalise, evaluate) for every cell of the grid \
+        methods × dims × DSM sigmas × seeds in the config (default experiments/figure1.yml), writing \
+        each cell to the HDF5 results file as soon as it finishes. A rerun resumes: cells already in \
+        the file with the same config hash are skipped. Prints mean ± standard error over seeds. \
         Plot with `make figure1` (experiments/plot.py).
+
+        With --jobs N, N processes compute cells at once, one OpenBLAS thread each; processes \
+        started by hand on the same results file cooperate the same way (each cell is claimed \
+        while it is computed, and each process waits for the others' cells of its grid before it prints).
         """)
 
     @OptionGroup var options: ExperimentOptions

@@ -11,14 +11,20 @@ struct Figure2: ParsableCommand {
         commandName: "figure2",
         abstract: "Figure 2: seconds per training iteration vs data dimension, per method, with a phase breakdown.",
         discussion: """
-        One iteration = alpha on X_t (100 points) + the objective on X_v (100 points) + the
-        parameter gradient + an Adam step, on a freshly initialised DKEF. Reports the median of the
-        timed iterations after warm-up (timing: in the config, default experiments/figure2.yml) per
-        phase (alpha, objective, backward, optimizer). Exact SM stops growing D once a cell's median
+        One iteration = alpha on X_t (100 points) + the objective on X_v (100 points) + the \
+        parameter gradient + an Adam step, on a freshly initialised DKEF. Reports the median of the \
+        timed iterations after warm-up (timing: in the config, default experiments/figure2.yml) per \
+        phase (alpha, objective, backward, optimizer). Exact SM stops growing D once a cell's median \
         iteration exceeds timing.budget_seconds. Prints each method's log-log slope of time vs D.
         """)
 
     @OptionGroup var options: ExperimentOptions
+
+    func validate() throws {
+        guard options.jobs == 1 else {
+            throw ValidationError("figure2 measures time per iteration: cells must not share the cores, so --jobs must be 1 (got \(options.jobs))")
+        }
+    }
 
     func run() throws {
         selectOpenBLASCore()

@@ -1,7 +1,8 @@
-import Experiments
+@testable import Experiments
 import Foundation
 import Objectives
 import ResultsStore
+import Synchronization
 import Testing
 
 func folder() -> String {
@@ -138,6 +139,49 @@ func folder() -> String {
             let cell = try root.group("cells").group("ssm_d2_seed1")
             for key in ["git_commit", "openblas", "blas_threads", "host"] { #expect((try? cell.attribute(key)) != nil, "missing \(key)") }
         }
+    }
+
+    /// Two runs of one grid at once (as `--jobs 2` or two processes started by hand) compute
+    /// each cell exactly once between them and leave every cell in the file.
+    @Test func concurrentRunsComputeEachCellOnce() throws {
+        let path = folder() + "/jobs.h5"
+        let config = try ExperimentConfig.parse("methods: [ssm, sm]\ndims: [2, 3]\nseeds: [0, 1]\n", file: "x.yml", quick: false)
+        let computed = Mutex<[String]>([])
+        let failures = Mutex(0)
+        _ = try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false)
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            do {
+                let grid = try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false)
+                try grid.run(try config.cells) { cell in
+                    computed.withLock { $0.append(cell.name) }
+                    Thread.sleep(forTimeInterval: 0.05)
+                    return { try $0.write("fisher_divergence", doubles: [1], shape: []) }
+                }
+            } catch { failures.withLock { $0 += 1 } }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        let names = try config.cells.map(\.name)
+        #expect(computed.withLock { $0 }.sorted() == names.sorted())
+        #expect(try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false).finishedCells() == Set(names))
+        #expect(!FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent + "/.jobs.h5.cells"))
+    }
+
+    /// A cell claimed by a process that ends without recording it (killed, or its computation
+    /// failed) is waited for and then computed by the run that is still going.
+    @Test func cellsOfAFailedClaimantAreComputed() throws {
+        let path = folder() + "/dead.h5"
+        let config = try tinyConfig()
+        let grid = try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false)
+        let other = try #require(try CellClaim(cell: "ssm_d2_seed0", of: path, wait: false))
+        #expect(try CellClaim(cell: "ssm_d2_seed0", of: path, wait: false) == nil)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { other.release(recorded: false) }
+        var computed: [String] = []
+        try grid.run(try config.cells) { cell in
+            computed.append(cell.name)
+            return { try $0.write("fisher_divergence", doubles: [1], shape: []) }
+        }
+        #expect(computed == ["ssm_d2_seed1", "ssm_d2_seed0"])
+        #expect(try grid.finishedCells() == ["ssm_d2_seed0", "ssm_d2_seed1"])
     }
 
     /// The file records the config and provenance.
