@@ -15,7 +15,7 @@ struct Workers {
     init(count: Int, arguments: [String]) throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         var environment = ProcessInfo.processInfo.environment
-        if environment["OPENBLAS_NUM_THREADS"] == nil {
+        if count > 0 && environment["OPENBLAS_NUM_THREADS"] == nil {
             environment["OPENBLAS_NUM_THREADS"] = "1"
             setOpenBLASThreadCount(1)
         }

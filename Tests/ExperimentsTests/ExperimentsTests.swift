@@ -1,3 +1,4 @@
+import Autodiff
 @testable import Experiments
 import Foundation
 import Objectives
@@ -164,6 +165,14 @@ func folder() -> String {
         #expect(computed.withLock { $0 }.sorted() == names.sorted())
         #expect(try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false).finishedCells() == Set(names))
         #expect(!FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent + "/.jobs.h5.cells"))
+    }
+
+    /// `--jobs 1` starts no worker and leaves OpenBLAS's thread count alone.
+    @Test func oneJobStartsNoWorkerAndKeepsBLASThreads() throws {
+        let before = openBLASThreadCount
+        let workers = try Workers(count: 0, arguments: [])
+        try workers.wait()
+        #expect(openBLASThreadCount == before)
     }
 
     /// A cell claimed by a process that ends without recording it (killed, or its computation
