@@ -40,7 +40,7 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         // No pkgConfig: gsl.pc would add -lgslcblas; GSL's CBLAS calls bind to OpenBLAS instead.
         .systemLibrary(name: "CGSL", path: "Sources/CGSL", providers: [.apt(["libgsl-dev"])]),
-        // Header-only: process-level allocator settings for the executables.
+        // Header-only: process-level allocator settings and worker processes (fork/exec, prctl).
         .systemLibrary(name: "CRuntime", path: "Sources/CRuntime"),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "DKEFModel", dependencies: ["Autodiff", "GSLNumerics", "Objectives"]),
         .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"]),
         .target(name: "Experiments",
-                dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",
+                dependencies: ["Autodiff", "COpenBLAS", "CRuntime", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

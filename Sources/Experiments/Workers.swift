@@ -1,54 +1,57 @@
 import Autodiff
+import CRuntime
 import Foundation
 
 /// Extra processes of this executable that compute cells of the same grid alongside this one
 /// (`--jobs`). They share the results file: each cell is claimed before it is computed
 /// (`CellClaim`) and file updates are serialised, so no cell is computed twice and none is lost.
 /// Each process uses one OpenBLAS thread unless OPENBLAS_NUM_THREADS says otherwise: on this
-/// model's small matrices, processes scale better than BLAS threads.
+/// model's small matrices, processes scale better than BLAS threads. Workers share this process's
+/// process group (Ctrl-C stops all) and are sent SIGTERM if this process dies.
 struct Workers {
-    private var processes: [Process] = []
+    private var pids: [pid_t] = []
 
     /// Starts `count` workers running this executable with `arguments` (which must name the
     /// results file and must not ask for --fresh or --jobs); their standard output (the summary
     /// table) is dropped, their progress lines go to this process's standard error.
     init(count: Int, arguments: [String]) throws {
+        guard count > 0 else { return }
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         var environment = ProcessInfo.processInfo.environment
-        if count > 0 && environment["OPENBLAS_NUM_THREADS"] == nil {
+        if environment["OPENBLAS_NUM_THREADS"] == nil {
             environment["OPENBLAS_NUM_THREADS"] = "1"
             setOpenBLASThreadCount(1)
         }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
         for _ in 0..<count {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            process.environment = environment
-            process.standardOutput = FileHandle.nullDevice
-            do { try process.run() } catch { terminate(); throw error }
-            processes.append(process)
+            let pid = ssm_spawn_worker(executable, argv, envp)
+            guard pid > 0 else {
+                let reason = String(cString: strerror(errno))
+                terminate()
+                throw WorkerError(description: "could not start a worker process (\(executable)): \(reason)")
+            }
+            pids.append(pid)
         }
     }
 
     /// Stops the workers (when this process fails).
     func terminate() {
-        for process in processes where process.isRunning { process.terminate() }
+        for pid in pids { kill(pid, SIGTERM) }
     }
 
     /// Waits for every worker; throws if one failed (its own message is on standard error).
     func wait() throws {
-        for process in processes { process.waitUntilExit() }
-        let failed = processes.filter { $0.terminationStatus != 0 }
+        let failed = pids.map { ($0, ssm_wait_worker($0)) }.filter { $0.1 != 0 }
         guard failed.isEmpty else {
-            throw WorkerError(statuses: failed.map { ($0.processIdentifier, $0.terminationStatus) })
+            throw WorkerError(description: "worker process(es) failed: "
+                + failed.map { "pid \($0.0) ended with status \($0.1)" }.joined(separator: ", ")
+                + " (their messages are above; every cell they recorded is kept: rerun to finish the grid)")
         }
     }
 
     struct WorkerError: Error, CustomStringConvertible {
-        let statuses: [(Int32, Int32)]
-        var description: String {
-            "worker process(es) failed: " + statuses.map { "pid \($0.0) exited with status \($0.1)" }.joined(separator: ", ")
-                + " (their messages are above; every cell they recorded is kept, rerun to finish the grid)"
-        }
+        let description: String
     }
 }
