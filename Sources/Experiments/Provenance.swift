@@ -17,17 +17,23 @@ public struct Provenance {
     public var blasThreads: Int
     public var host: String
 
-    /// The commit of the working tree, marked when it has uncommitted changes ("unknown" without git).
-    public static func currentCommit() -> String {
+    /// The working tree's commit ("unknown" without git) and whether tracked files outside
+    /// results/ differ from it (results files change during every run; they are data, not code).
+    static func workingTree() -> (commit: String, dirty: Bool) {
         let commit = run("git", ["rev-parse", "HEAD"]) ?? "unknown"
-        let dirty = !(run("git", ["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty
+        let changes = run("git", ["status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results"]) ?? ""
+        return (commit, !changes.isEmpty)
+    }
+
+    /// The commit of the working tree, marked when its code has uncommitted changes.
+    public static func currentCommit() -> String {
+        let (commit, dirty) = workingTree()
         return commit + (dirty ? " (with uncommitted changes)" : "")
     }
 
     /// Reads it off this process and machine (git and swift are asked; "unknown" if absent).
     public static func current() -> Provenance {
-        let commit = run("git", ["rev-parse", "HEAD"]) ?? "unknown"
-        let dirty = !(run("git", ["status", "--porcelain", "--untracked-files=no"]) ?? "").isEmpty
+        let (commit, dirty) = workingTree()
         return Provenance(gitCommit: commit, gitDirty: dirty,
                           swiftVersion: run("swift", ["--version"])?.split(separator: "\n").first.map(String.init) ?? "unknown",
                           gslVersion: GSLNumerics.gslVersion, hdf5Version: ResultsStore.hdf5Version,

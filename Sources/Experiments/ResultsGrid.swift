@@ -10,7 +10,8 @@ import ResultsStore
 ///                                swift_version, gsl_version, hdf5_version, openblas, cpu_model,
 ///                                cores, blas_threads, host, started, updated
 ///     /cells/<cell name>/ attrs: method, dimension, sigma (DSM), seed, config_hash, finished,
-///                                wall_seconds, git_commit, openblas, blas_threads, host;
+///                                wall_seconds, git_commit (at the run's start), openblas,
+///                                blas_threads, host;
 ///                                datasets: metrics (units as attributes), curves
 ///
 /// Several processes may fill one file (e.g. split by --seeds): updates are serialised.
@@ -19,6 +20,10 @@ public struct ResultsGrid {
     public let experiment: String
     public let config: ExperimentConfig
     public let configText: String
+    /// The working tree's commit when this run started (`make` builds just before it runs), which
+    /// every cell it computes records: asking git when a cell finishes would name whatever is
+    /// checked out hours later, not the code that computed it.
+    let commit = Provenance.currentCommit()
 
     public enum GridError: Error, CustomStringConvertible {
         case otherConfig(path: String, stored: String, current: String)
@@ -72,7 +77,6 @@ public struct ResultsGrid {
     /// Writes one finished cell (atomically: the file is replaced only when the write succeeds),
     /// with the code version and BLAS setup that computed it (a grid may be finished by later runs).
     public func record(_ cell: Cell, wallSeconds: Double, _ body: (ResultsGroup) throws -> Void) throws {
-        let commit = Provenance.currentCommit()
         try ResultsFile.update(at: path) { root in
             let group = try root.createGroup("cells").createGroup(cell.name)
             try group.setAttribute("method", .string(cell.method.rawValue))
