@@ -16,7 +16,39 @@ static inline unsigned ssm_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned ssm_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline hid_t ssm_h5e_default(void) { return H5E_DEFAULT; }
 
+/// A file-access property list without HDF5's own file locking (close it with H5Pclose).
+/// HDF5 1.10 takes an flock on every file it opens. In parallel tests, opening a just-written
+/// file failed now and then with EAGAIN ("unable to lock file", 2 runs in 40; 0 in 40 without
+/// the lock): some other descriptor of it still held HDF5's lock, most likely one inherited by a
+/// child process (git) that another thread started while the file was open. ResultsStore never
+/// changes a file in place — it writes a temporary copy and renames it, under its own lock — so
+/// HDF5's lock protects nothing here.
+static inline hid_t ssm_h5p_unlocked_access(void) {
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0) H5Pset_file_locking(fapl, 0, 1);
+    return fapl;
+}
+
 /// Turns off HDF5's printing of its error stack; failures still return negative values.
 static inline void ssm_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+#include <stdio.h>
+#include <string.h>
+
+static herr_t ssm_h5e_append(unsigned n, const H5E_error2_t *error, void *buffer) {
+    (void)n;
+    char *text = (char *)buffer;
+    size_t used = strlen(text);
+    if (used + 4 < 1024 && error->desc != NULL)
+        snprintf(text + used, 1024 - used, "%s%s", used ? "; " : "", error->desc);
+    return 0;
+}
+
+/// The calling thread's HDF5 error stack as one line, innermost cause last, into `text`
+/// (1024 bytes): what a failed call says beyond its negative return value.
+static inline void ssm_h5_error_stack(char *text) {
+    text[0] = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, ssm_h5e_append, text);
+}
 
 #endif

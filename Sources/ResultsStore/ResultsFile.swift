@@ -43,10 +43,12 @@ public final class ResultsFile {
             throw ResultsStoreError.cannotCreate(path: path, reason: "copying to \(temporary): \(error.localizedDescription)")
         }
         silenceHDF5Errors()
-        let id = H5Fopen(temporary, ssm_h5f_acc_rdwr(), ssm_h5p_default())
+        let access = ssm_h5p_unlocked_access()
+        defer { H5Pclose(access) }
+        let id = H5Fopen(temporary, ssm_h5f_acc_rdwr(), access)
         guard id >= 0 else {
             try? FileManager.default.removeItem(atPath: temporary)
-            throw ResultsStoreError.cannotOpen(path: path, reason: "HDF5 could not open it for writing")
+            throw ResultsStoreError.cannotOpen(path: path, reason: "HDF5 could not open it for writing (\(hdf5ErrorStack()))")
         }
         try finish(ResultsFile(path: path, id: id), temporary: temporary, target: path, body)
     }
@@ -56,8 +58,10 @@ public final class ResultsFile {
     public static func read<T>(at path: String, _ body: (ResultsGroup) throws -> T) throws -> T {
         try validate(path)
         silenceHDF5Errors()
-        let id = H5Fopen(path, ssm_h5f_acc_rdonly(), ssm_h5p_default())
-        guard id >= 0 else { throw ResultsStoreError.cannotOpen(path: path, reason: "HDF5 could not open it") }
+        let access = ssm_h5p_unlocked_access()
+        defer { H5Pclose(access) }
+        let id = H5Fopen(path, ssm_h5f_acc_rdonly(), access)
+        guard id >= 0 else { throw ResultsStoreError.cannotOpen(path: path, reason: "HDF5 could not open it (\(hdf5ErrorStack()))") }
         let file = ResultsFile(path: path, id: id)
         defer { H5Fclose(id) }
         return try body(file.root)
@@ -83,8 +87,10 @@ public final class ResultsFile {
             throw ResultsStoreError.cannotCreate(path: path, reason: "folder \(folder) is not writable")
         }
         silenceHDF5Errors()
-        let id = H5Fcreate(temporary, ssm_h5f_acc_trunc(), ssm_h5p_default(), ssm_h5p_default())
-        guard id >= 0 else { throw ResultsStoreError.cannotCreate(path: path, reason: "HDF5 could not create \(temporary)") }
+        let access = ssm_h5p_unlocked_access()
+        defer { H5Pclose(access) }
+        let id = H5Fcreate(temporary, ssm_h5f_acc_trunc(), ssm_h5p_default(), access)
+        guard id >= 0 else { throw ResultsStoreError.cannotCreate(path: path, reason: "HDF5 could not create \(temporary) (\(hdf5ErrorStack()))") }
         return id
     }
 
@@ -124,3 +130,10 @@ public var hdf5Version: String {
 /// `ResultsStoreError` instead. The setting is per thread in HDF5's thread-safe build, so it is
 /// applied on every entry.
 func silenceHDF5Errors() { ssm_h5_silence_errors() }
+
+/// What HDF5's error stack says about the last failed call on this thread.
+func hdf5ErrorStack() -> String {
+    var text = [CChar](repeating: 0, count: 1024)
+    ssm_h5_error_stack(&text)
+    return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

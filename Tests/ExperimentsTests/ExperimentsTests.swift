@@ -148,7 +148,7 @@ func folder() -> String {
         let path = folder() + "/jobs.h5"
         let config = try ExperimentConfig.parse("methods: [ssm, sm]\ndims: [2, 3]\nseeds: [0, 1]\n", file: "x.yml", quick: false)
         let computed = Mutex<[String]>([])
-        let failures = Mutex(0)
+        let failures = Mutex<[String]>([])
         _ = try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false)
         DispatchQueue.concurrentPerform(iterations: 2) { _ in
             do {
@@ -158,9 +158,9 @@ func folder() -> String {
                     Thread.sleep(forTimeInterval: 0.05)
                     return { try $0.write("fisher_divergence", doubles: [1], shape: []) }
                 }
-            } catch { failures.withLock { $0 += 1 } }
+            } catch { failures.withLock { $0.append("\(error)") } }
         }
-        #expect(failures.withLock { $0 } == 0)
+        #expect(failures.withLock { $0 } == [])
         let names = try config.cells.map(\.name)
         #expect(computed.withLock { $0 }.sorted() == names.sorted())
         #expect(try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false).finishedCells() == Set(names))
