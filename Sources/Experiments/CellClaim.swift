@@ -26,10 +26,7 @@ struct CellClaim {
             opened = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             if opened < 0 && errno != ENOENT { break }
         }
-        guard opened >= 0 else {
-            throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: lockPath,
-                             NSLocalizedDescriptionKey: "cannot create the cell lock \(lockPath): \(String(cString: strerror(errno)))"])
-        }
+        guard opened >= 0 else { throw LockError(path: lockPath, reason: String(cString: strerror(errno))) }
         guard flock(opened, wait ? LOCK_EX : LOCK_EX | LOCK_NB) == 0 else {
             close(opened)
             return nil
@@ -45,5 +42,10 @@ struct CellClaim {
         }
         flock(descriptor, LOCK_UN)
         close(descriptor)
+    }
+
+    struct LockError: Error, CustomStringConvertible {
+        let path: String, reason: String
+        var description: String { "cannot create the cell lock \(path) (\(reason)); is the results folder writable?" }
     }
 }

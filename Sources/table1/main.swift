@@ -29,7 +29,8 @@ struct Table1: ParsableCommand {
                      "Config \(config.hash); seeds \(config.seeds); mean ± standard error over seeds. Produced by `table1` into \(out).", ""]
         for d in config.dims {
             let atD = records.filter { $0.dimension == d }
-            let truth = formattedMeanAndError(atD.filter { $0.series == order.first }.compactMap { $0.values["true_test_log_likelihood"] })
+            // One value per seed: every method of a seed sees the same test set.
+            let truth = formattedMeanAndError(Dictionary(grouping: atD, by: \.seed).values.compactMap { $0.first?.values["true_test_log_likelihood"] })
             lines.append("## D = \(d)")
             lines.append("")
             lines.append("| method | " + metrics.map(\.1).joined(separator: " | ") + " |")
