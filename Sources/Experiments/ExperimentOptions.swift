@@ -97,8 +97,15 @@ extension ExperimentOptions {
             workers.terminate()
             throw error
         }
-        try workers.wait()
+        let failedWorkers = workers.wait()
         let names = Set(cells.map(\.name))
+        if !failedWorkers.isEmpty {
+            // This process computes what a dead worker left, so a failure matters only if cells are missing.
+            let missing = names.subtracting(try grid.finishedCells()).sorted()
+            let report = "worker process(es) failed: " + failedWorkers.joined(separator: ", ") + " (their messages are above)"
+            guard missing.isEmpty else { throw Workers.WorkerError(description: report + "; cells missing: \(missing.joined(separator: ", ")); every recorded cell is kept, rerun to finish the grid") }
+            log(report + "; every cell of the grid is in the file")
+        }
         return FinishedGrid(config: config, out: out, records: try CellRecord.all(in: out).filter { names.contains($0.name) },
                             seriesOrder: uniqued(cells.map(\.series)))
     }
