@@ -13,7 +13,7 @@ JOBS    ?= $(shell nproc)
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
 	@echo "make build       release build of every target"
-	@echo "make test        deps, then the full test suite (swift test)"
+	@echo "make test        deps, then the full test suite (swift test, then Tests/cli/hardening.sh on the executables)"
 	@echo "make check       quick grids of figure1, table1, figure2 against experiments/thresholds.yml"
 	@echo "make figure1     full figure 1 -> results/figure1.h5, results/figure1.png|pdf"
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
@@ -38,8 +38,12 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
+# The Swift tests, then the executables as a user runs them (exit codes, messages, the files
+# they leave: Tests/cli/hardening.sh).
 test: deps
 	$(SWIFT) test
+	$(SWIFT) build
+	bash Tests/cli/hardening.sh .build/debug
 
 # The plotting environment, pinned (experiments/requirements.txt).
 $(PYTHON): experiments/requirements.txt

@@ -14,6 +14,9 @@
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
 
+// Every target of this package builds without warnings (in CI's fresh build too).
+let strict: [SwiftSetting] = [.unsafeFlags(["-warnings-as-errors"])]
+
 let package = Package(
     name: "ssm-bench",
     products: [
@@ -32,8 +35,12 @@ let package = Package(
         .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Pinned exactly: a benchmark whose numbers are meant to be reproduced builds the same
+        // code for everyone. Package.resolved cannot pin them (it stays out of git; package mirrors
+        // carry other commit ids). Provenance.dependencies records these versions; a test keeps
+        // the two in step.
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
@@ -45,37 +52,37 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
 
-        .target(name: "Autodiff", dependencies: ["COpenBLAS"]),
-        .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"]),
-        .target(name: "ResultsStore", dependencies: ["CHDF5"]),
-        .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"]),
-        .target(name: "DKEFModel", dependencies: ["Autodiff", "GSLNumerics", "Objectives"]),
-        .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"]),
+        .target(name: "Autodiff", dependencies: ["COpenBLAS"], swiftSettings: strict),
+        .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"], swiftSettings: strict),
+        .target(name: "ResultsStore", dependencies: ["CHDF5"], swiftSettings: strict),
+        .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"], swiftSettings: strict),
+        .target(name: "DKEFModel", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
+        .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"], swiftSettings: strict),
         .target(name: "Experiments",
                 dependencies: ["Autodiff", "COpenBLAS", "CRuntime", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",
-                               .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "table1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "table1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "bench",
                           dependencies: ["Experiments", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "COpenBLAS", "CRuntime",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .executableTarget(name: "inspect", dependencies: ["Experiments", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "inspect", dependencies: ["Experiments", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "BenchCore",
                           dependencies: ["Autodiff", "GSLNumerics", "Objectives", "Experiments", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          path: "Sources/bench-core"),
+                          path: "Sources/bench-core", swiftSettings: strict),
 
         .executableTarget(name: "TrainDKEF",
-                          dependencies: ["Autodiff", "DKEFModel", "Objectives", "ResultsStore", "Training", "CRuntime",
+                          dependencies: ["Autodiff", "DKEFModel", "Objectives", "ResultsStore", "Training", "Experiments", "CRuntime",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          path: "Sources/train-dkef"),
+                          path: "Sources/train-dkef", swiftSettings: strict),
 
-        .testTarget(name: "AutodiffTests", dependencies: ["Autodiff"]),
-        .testTarget(name: "GSLNumericsTests", dependencies: ["GSLNumerics", "Autodiff"]),
-        .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"]),
-        .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Objectives", "ResultsStore"]),
-        .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"]),
+        .testTarget(name: "AutodiffTests", dependencies: ["Autodiff"], swiftSettings: strict),
+        .testTarget(name: "GSLNumericsTests", dependencies: ["GSLNumerics", "Autodiff"], swiftSettings: strict),
+        .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"], swiftSettings: strict),
+        .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"], swiftSettings: strict),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Objectives", "ResultsStore", "Training"], swiftSettings: strict),
+        .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
     ]
 )

@@ -36,16 +36,13 @@ static inline void ssm_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL,
 #include <string.h>
 
 static herr_t ssm_h5e_append(unsigned n, const H5E_error2_t *error, void *buffer) {
-    (void)n;
     char *text = (char *)buffer;
-    size_t used = strlen(text);
-    if (used + 4 < 1024 && error->desc != NULL)
-        snprintf(text + used, 1024 - used, "%s%s", used ? "; " : "", error->desc);
+    if (n == 0 && error->desc != NULL) snprintf(text, 1024, "%s", error->desc);
     return 0;
 }
 
-/// The calling thread's HDF5 error stack as one line, innermost cause last, into `text`
-/// (1024 bytes): what a failed call says beyond its negative return value.
+/// The innermost entry of the calling thread's HDF5 error stack (where the failure was found)
+/// into `text` (1024 bytes): what a failed call says beyond its negative return value.
 static inline void ssm_h5_error_stack(char *text) {
     text[0] = 0;
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, ssm_h5e_append, text);

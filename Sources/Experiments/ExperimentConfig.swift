@@ -69,6 +69,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     public var canonicalJSON: String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        // Non-finite numbers (which configs refuse) are spelt out instead of throwing, so encoding
+        // a struct of plain values cannot fail; finite numbers encode as before.
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
@@ -87,9 +90,13 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         return String(format: "%016llx", h)
     }
 
-    /// Throws `ConfigError.invalid` for values no run could use.
-    public func validate(file: String) throws {
-        func fail(_ key: String, _ reason: String) -> ConfigError { .invalid(file: file, key: key, reason: reason) }
+    /// Throws `ConfigError.invalid` for values no run could use, or `ConfigError.flag` when the
+    /// bad value came from a command-line flag: `flags` maps a grid key (`dims`) to the flag that
+    /// set it (`--dims`).
+    public func validate(file: String, flags: [String: String] = [:]) throws {
+        func fail(_ key: String, _ reason: String) -> ConfigError {
+            flags[key].map { .flag(name: $0, reason: reason) } ?? .invalid(file: file, key: key, reason: reason)
+        }
         guard !methods.isEmpty else { throw fail("methods", "must list at least one method") }
         for m in methods where Estimator(rawValue: m) == nil {
             throw fail("methods", "unknown method '\(m)'; choose from \(Estimator.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -114,14 +121,19 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     }
 }
 
-public enum ConfigError: Error, CustomStringConvertible, Equatable {
+/// A config file or a command-line value no run can use; every case names the file and key, or
+/// the flag, and what to change. A usage error: nothing was computed.
+public enum ConfigError: Error, CustomStringConvertible, Equatable, UsageError {
     case unreadable(file: String, reason: String)
     case invalid(file: String, key: String, reason: String)
+    /// A value given on the command line, e.g. `--dims 4,,8`.
+    case flag(name: String, reason: String)
 
     public var description: String {
         switch self {
         case let .unreadable(file, reason): "config \(file): \(reason)"
         case let .invalid(file, key, reason): "config \(file): key '\(key)': \(reason)"
+        case let .flag(name, reason): "\(name): \(reason)"
         }
     }
 }
@@ -130,28 +142,45 @@ public enum ConfigError: Error, CustomStringConvertible, Equatable {
 
 extension ExperimentConfig {
     /// Reads `path`, applying its keys over the defaults and, when `quick`, its `quick:` block.
-    public static func load(_ path: String, quick: Bool) throws -> (config: ExperimentConfig, text: String) {
+    /// `isDefault` says the path was not given by the user (the message then says where the
+    /// command expects to run).
+    public static func load(_ path: String, quick: Bool, isDefault: Bool = false) throws -> (config: ExperimentConfig, text: String) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            let hint = isDefault
+                ? "not found in \(FileManager.default.currentDirectoryPath); the default config is relative to the repository root, so run the command from there or name a config with --config"
+                : "no such file (relative paths start at \(FileManager.default.currentDirectoryPath))"
+            throw ConfigError.unreadable(file: path, reason: hint)
+        }
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ConfigError.unreadable(file: path, reason: "cannot read it (\(error.localizedDescription))")
+            throw ConfigError.unreadable(file: path, reason: "cannot read it as UTF-8 text (\(error.localizedDescription))")
         }
         return (try parse(text, file: path, quick: quick), text)
     }
 
+    /// Parses a config text. The whole text is checked on every call, its `quick:` block
+    /// included (applied over the file's keys only when `quick`), so a typo is found whichever way
+    /// the file is used. An empty text, and `quick` on a text without a `quick:` block, are errors.
     public static func parse(_ text: String, file: String, quick: Bool) throws -> ExperimentConfig {
         let root: Any?
         do { root = try Yams.load(yaml: text) } catch { throw ConfigError.unreadable(file: file, reason: "not valid YAML: \(error)") }
-        var config = ExperimentConfig()
-        guard let root else { return config }
+        guard let root else {
+            throw ConfigError.unreadable(file: file, reason: "is empty (no keys); an experiment config names at least its grid, e.g. methods: [ssm] and dims: [10]")
+        }
         guard let map = root as? [String: Any] else { throw ConfigError.invalid(file: file, key: "(top level)", reason: "must be a mapping of keys to values") }
+        var config = ExperimentConfig()
         let reader = Reader(file: file)
         try reader.apply(map, to: &config, prefix: "", allowQuick: true)
-        if quick, let q = map["quick"] {
-            guard let quickMap = q as? [String: Any] else { throw ConfigError.invalid(file: file, key: "quick", reason: "must be a mapping") }
-            try reader.apply(quickMap, to: &config, prefix: "quick.", allowQuick: false)
-        }
         try config.validate(file: file)
-        return config
+        var quickConfig = config
+        if let q = map["quick"] {
+            guard let quickMap = q as? [String: Any] else { throw ConfigError.invalid(file: file, key: "quick", reason: "must be a mapping") }
+            try reader.apply(quickMap, to: &quickConfig, prefix: "quick.", allowQuick: false)
+            try quickConfig.validate(file: file + " (its quick: block)")
+        } else if quick {
+            throw ConfigError.invalid(file: file, key: "quick", reason: "--quick applies the config's quick: block, and this file has none; add one or run without --quick")
+        }
+        return quick ? quickConfig : config
     }
 
     /// Reads YAML values into the typed settings, naming the key on any mismatch.
@@ -165,7 +194,10 @@ extension ExperimentConfig {
             throw fail(key, "expected an integer, got \(describe(v))")
         }
         func double(_ v: Any, _ key: String) throws -> Double {
-            if let d = v as? Double { return d }
+            if let d = v as? Double {
+                guard d.isFinite else { throw fail(key, "expected a finite number, got \(d)") }
+                return d
+            }
             if let i = v as? Int { return Double(i) }
             throw fail(key, "expected a number, got \(describe(v))")
         }

@@ -17,7 +17,7 @@ public struct ExperimentOptions: ParsableArguments {
     @Option(help: "Comma-separated seeds, overriding the config's (e.g. 0,1,2).")
     public var seeds: String?
 
-    @Flag(help: "Apply the config's quick: block (a small grid and protocol, minutes on 2 cores).")
+    @Flag(help: "Apply the config's quick: block (a small grid and protocol: figure1 and table1 take about a minute on 2 cores, figure2 about 20 s).")
     public var quick = false
 
     @Option(help: "Results file (HDF5). Defaults to results/<experiment>.h5, or results/quick/<experiment>.h5 with --quick.")
@@ -26,13 +26,19 @@ public struct ExperimentOptions: ParsableArguments {
     @Flag(help: "Start a new results file instead of resuming (the old file is kept as <out>.<time>.bak).")
     public var fresh = false
 
-    @Option(help: "Processes computing cells at once, sharing the results file; each uses one OpenBLAS thread unless OPENBLAS_NUM_THREADS is set.")
+    @Option(help: "Processes computing cells at once, sharing the results file; each uses one OpenBLAS thread unless OPENBLAS_NUM_THREADS is set. At most \(ExperimentOptions.maximumJobs) (4 per core); never more than the cells left to compute.")
     public var jobs = 1
 
     public init() {}
 
+    /// More processes than this only slow each other down (each computes one cell on one core).
+    public static var maximumJobs: Int { 4 * ProcessInfo.processInfo.activeProcessorCount }
+
     public func validate() throws {
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+        guard jobs <= Self.maximumJobs else {
+            throw ValidationError("--jobs \(jobs) is more than \(Self.maximumJobs), 4 per core of this machine's \(ProcessInfo.processInfo.activeProcessorCount); each process computes one cell on one core, so more only slow each other down")
+        }
     }
 
     /// The arguments that make another process run this same grid into `out`.
@@ -50,25 +56,27 @@ public struct ExperimentOptions: ParsableArguments {
     /// without the overrides (the whole grid, which a results file records), and its source text.
     public func resolve(experiment: String) throws -> (config: ExperimentConfig, fileConfig: ExperimentConfig, text: String, out: String) {
         let path = config ?? "experiments/\(experiment).yml"
-        var (resolved, text) = try ExperimentConfig.load(path, quick: quick)
+        var (resolved, text) = try ExperimentConfig.load(path, quick: quick, isDefault: config == nil)
         let fileConfig = resolved
-        func list<T>(_ text: String?, _ name: String, _ parse: (String) -> T?) throws -> [T]? {
-            guard let text else { return nil }
-            let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            let parsed = items.map(parse)
-            guard !items.isEmpty, !parsed.contains(where: { $0 == nil }) else {
-                throw ValidationError("--\(name) must be a comma-separated list, got '\(text)'")
-            }
-            return parsed.map { $0! }
-        }
-        if let d = try list(dims, "dims", { Int($0) }) { resolved.dims = d }
-        if let m = try list(methods, "methods", { $0 }) { resolved.methods = m }
-        if let s = try list(seeds, "seeds", { Int($0) }) { resolved.seeds = s }
-        try resolved.validate(file: path + " with command-line overrides")
+        var flags: [String: String] = [:]
+        if let d = try Self.list(dims, flag: "--dims", kind: "integers", Int.init) { resolved.dims = d; flags["dims"] = "--dims" }
+        if let m = try Self.list(methods, flag: "--methods", kind: "method names", { $0 }) { resolved.methods = m; flags["methods"] = "--methods" }
+        if let s = try Self.list(seeds, flag: "--seeds", kind: "integers", Int.init) { resolved.seeds = s; flags["seeds"] = "--seeds" }
+        try resolved.validate(file: path, flags: flags)
         let output = out ?? (quick ? "results/quick/\(experiment).h5" : "results/\(experiment).h5")
-        let folder = (output as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
         return (resolved, fileConfig, text, output)
+    }
+
+    /// A comma-separated flag value as a list; an empty element (`4,,8`, `4,`) or one that does
+    /// not parse is an error naming the flag.
+    static func list<T>(_ text: String?, flag: String, kind: String, _ parse: (String) -> T?) throws -> [T]? {
+        guard let text else { return nil }
+        let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        return try items.map { item in
+            guard !item.isEmpty else { throw ConfigError.flag(name: flag, reason: "empty element in '\(text)'; give a comma-separated list of \(kind) such as 4,8") }
+            guard let value = parse(item) else { throw ConfigError.flag(name: flag, reason: "'\(item)' in '\(text)' is not one of the \(kind) it takes") }
+            return value
+        }
     }
 }
 
@@ -86,11 +94,24 @@ extension ExperimentOptions {
     /// and reads the grid's cells back.
     public func runGrid(experiment: String, skip: (Cell, ExperimentConfig, String) throws -> String? = { _, _, _ in nil },
                         compute: (Cell, ExperimentConfig) throws -> (ResultsGroup) throws -> Void) throws -> FinishedGrid {
+        // Everything the run needs is checked before anything is created or computed.
         let (config, fileConfig, text, out) = try resolve(experiment: experiment)
         let cells = try config.cells
+        try OutputCheck.check(out, replacing: fresh)
+        for d in Set(config.dims) {
+            try MemoryCheck.require(config.protocolSettings.minimumMemoryBytes(dimension: d, hiddenWidth: config.model.hiddenWidth,
+                                                                                kernels: config.model.logBandwidths.count),
+                                    for: "a cell at D = \(d)")
+        }
+        // Before the file records this process's provenance (its blas_threads).
+        Workers.configureBLASThreads(jobs: jobs)
+        try OutputCheck.prepareFolder(of: out)
         // The file records the config file's whole grid; --dims/--methods/--seeds run part of it.
         let grid = try ResultsGrid(path: out, experiment: experiment, config: fileConfig, configText: text, fresh: fresh)
-        let workers = try Workers(count: jobs - 1, arguments: workerArguments(out: out))
+        let left = cells.count - (try grid.finishedCells()).intersection(cells.map(\.name)).count
+        let processes = max(1, min(jobs, left))
+        if processes < jobs { log("\(experiment): --jobs \(jobs) but only \(left) cell(s) left to compute; starting \(processes) process(es)") }
+        let workers = try Workers(count: processes - 1, arguments: workerArguments(out: out))
         do {
             try grid.run(cells, skip: { try skip($0, config, out) }) { try compute($0, config) }
         } catch {

@@ -119,7 +119,7 @@ public struct CellRecord {
                 var values: [String: Double] = [:]
                 for child in try g.childNames() where g.kind(of: child) == .dataset {
                     let (shape, v) = try g.readDoubles(child)
-                    if shape.isEmpty { values[child] = v[0] }
+                    if shape.isEmpty, let value = v.first { values[child] = value }
                 }
                 let sigma = (try? g.attribute("sigma"))?.doubleValue
                 return CellRecord(name: name, method: try g.attribute("method").stringValue ?? "?",
@@ -127,6 +127,22 @@ public struct CellRecord {
                                   seed: try g.attribute("seed").intValue ?? 0, values: values,
                                   overBudget: ((try? g.attribute("over_budget"))?.intValue ?? 0) == 1)
             }
+        }
+    }
+}
+
+extension CellRecord {
+    /// The scalar metrics of a single-run file (train-dkef's `/metrics`).
+    public static func singleRunMetrics(in path: String) throws -> [String: Double] {
+        try ResultsFile.read(at: path) { root in
+            guard root.contains("metrics") else { return [:] }
+            let metrics = try root.group("metrics")
+            var values: [String: Double] = [:]
+            for name in try metrics.childNames() where metrics.kind(of: name) == .dataset {
+                let (shape, v) = try metrics.readDoubles(name)
+                if shape.isEmpty, let value = v.first { values[name] = value }
+            }
+            return values
         }
     }
 }

@@ -17,6 +17,15 @@ public struct Provenance {
     public var blasThreads: Int
     public var host: String
 
+    /// The Swift packages this build uses, at the versions Package.swift pins with `exact:`
+    /// (a test checks the two agree).
+    public static let dependencies = ["swift-argument-parser": "1.8.2", "Yams": "6.2.2"]
+
+    /// "swift-argument-parser 1.8.2, Yams 6.2.2".
+    public static var dependencyDescription: String {
+        dependencies.sorted { $0.key.lowercased() < $1.key.lowercased() }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+
     /// The working tree's commit ("unknown" without git) and whether tracked files outside
     /// results/ differ from it (results files change during every run; they are data, not code).
     static func workingTree() -> (commit: String, dirty: Bool) {
@@ -54,6 +63,7 @@ public struct Provenance {
         try group.setAttribute("cores", .int(cores))
         try group.setAttribute("blas_threads", .int(blasThreads))
         try group.setAttribute("host", .string(host))
+        try group.setAttribute("swift_packages", .string(Self.dependencyDescription))
     }
 
     static func run(_ tool: String, _ arguments: [String]) -> String? {

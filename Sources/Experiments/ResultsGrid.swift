@@ -7,7 +7,7 @@ import ResultsStore
 /// with the same config hash skips the cells present, so an interrupted run resumes.
 ///
 ///     /                   attrs: experiment, config_text, config_json, config_hash, git_commit,
-///                                swift_version, gsl_version, hdf5_version, openblas, cpu_model,
+///                                swift_version, swift_packages, gsl_version, hdf5_version, openblas, cpu_model,
 ///                                cores, blas_threads, host, started, updated
 ///     /cells/<cell name>/ attrs: method, dimension, sigma (DSM), seed, config_hash, finished,
 ///                                wall_seconds, git_commit (at the run's start), openblas,
@@ -25,36 +25,47 @@ public struct ResultsGrid {
     /// checked out hours later, not the code that computed it.
     let commit = Provenance.currentCommit()
 
-    public enum GridError: Error, CustomStringConvertible {
+    /// An existing results file this grid cannot add to. A usage error: nothing was computed.
+    public enum GridError: UsageError, Equatable {
         case otherConfig(path: String, stored: String, current: String)
+        case otherExperiment(path: String, stored: String, current: String)
         public var description: String {
             switch self {
             case let .otherConfig(path, stored, current):
                 "\(path) holds results of another configuration (hash \(stored), this run \(current)); rerun with --fresh (the old file is kept as a .bak copy) or choose another --out"
+            case let .otherExperiment(path, stored, current):
+                "\(path) holds \(stored), not \(current) results; choose another --out, or rerun with --fresh to start a \(current) file there (the old file is kept as a .bak copy)"
             }
         }
     }
 
-    /// Opens (or prepares) the file. With `fresh`, an existing file is moved aside to
-    /// `<path>.<time>.bak` and a new one started; otherwise an existing file must carry this
-    /// config's hash.
+    /// What the results file at `path` holds, as its `experiment` attribute says ("a train-dkef
+    /// run" or "an unknown kind of file" without one).
+    public static func experiment(of path: String) throws -> String {
+        try ResultsFile.read(at: path) { root in
+            if let name = (try? root.attribute("experiment"))?.stringValue { return name }
+            return root.contains("metrics") ? "train-dkef" : "an unknown kind of"
+        }
+    }
+
+    /// Opens (or prepares) the file. With `fresh`, an existing file is kept as
+    /// `<path>.<time>.bak` (a hard link made just before the new file replaces it) and a new one
+    /// started; otherwise an existing file must hold this experiment with this config's hash.
     public init(path: String, experiment: String, config: ExperimentConfig, configText: String, fresh: Bool) throws {
         self.path = path
         self.experiment = experiment
         self.config = config
         self.configText = configText
         let exists = FileManager.default.fileExists(atPath: path)
-        if exists && fresh {
-            let backup = "\(path).\(Int(Date().timeIntervalSince1970)).bak"
-            try FileManager.default.moveItem(atPath: path, toPath: backup)
-            FileHandle.standardError.write("moved the old \(path) to \(backup)\n".data(using: .utf8)!)
-        }
         if exists && !fresh {
+            let storedExperiment = try Self.experiment(of: path)
+            guard storedExperiment == experiment else { throw GridError.otherExperiment(path: path, stored: storedExperiment, current: experiment) }
             let stored = try ResultsFile.read(at: path) { try $0.attribute("config_hash").stringValue ?? "" }
             guard stored == config.hash else { throw GridError.otherConfig(path: path, stored: stored, current: config.hash) }
         } else {
             let provenance = Provenance.current()
-            try ResultsFile.write(to: path) { root in
+            let backup = exists ? OutputCheck.backupName(for: path) : nil
+            try ResultsFile.write(to: path, keepingOldAs: backup) { root in
                 try root.setAttribute("experiment", .string(experiment))
                 try root.setAttribute("config_text", .string(configText))
                 try root.setAttribute("config_json", .string(config.canonicalJSON))
@@ -63,6 +74,7 @@ public struct ResultsGrid {
                 try provenance.write(to: root)
                 try root.createGroup("cells")
             }
+            if let backup { log("kept the old \(path) as \(backup)") }
         }
     }
 
@@ -147,4 +159,4 @@ public struct ResultsGrid {
     }
 }
 
-public func log(_ line: String) { FileHandle.standardError.write((line + "\n").data(using: .utf8)!) }
+public func log(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }

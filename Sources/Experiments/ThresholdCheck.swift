@@ -1,4 +1,5 @@
 import Foundation
+import ResultsStore
 import Yams
 
 /// The paper's claims as numeric thresholds on the quick grid (`make check`). Each claim is
@@ -37,9 +38,11 @@ public enum ThresholdCheck {
     public static func run(thresholdsFile: String, resultsFolder: String) throws -> [Outcome] {
         let text: String
         do { text = try String(contentsOfFile: thresholdsFile, encoding: .utf8) } catch {
-            throw ConfigError.unreadable(file: thresholdsFile, reason: "cannot read it")
+            throw ConfigError.unreadable(file: thresholdsFile, reason: "cannot read it (\(FileManager.default.fileExists(atPath: thresholdsFile) ? "not UTF-8 text" : "no such file"))")
         }
-        guard let map = try Yams.load(yaml: text) as? [String: Any] else {
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch { throw ConfigError.unreadable(file: thresholdsFile, reason: "not valid YAML: \(error)") }
+        guard let map = root as? [String: Any], !map.isEmpty else {
             throw ConfigError.invalid(file: thresholdsFile, key: "(top level)", reason: "must map threshold names to numbers")
         }
         var records: [String: [CellRecord]] = [:]
@@ -50,8 +53,15 @@ public enum ThresholdCheck {
             guard let bound = (map[name] as? Double) ?? (map[name] as? Int).map(Double.init) else {
                 throw ConfigError.invalid(file: thresholdsFile, key: name, reason: "must be a number")
             }
-            if records[claim.file] == nil { records[claim.file] = try CellRecord.all(in: "\(resultsFolder)/\(claim.file).h5") }
-            return Outcome(name: name, value: claim.value(records[claim.file]!), bound: bound, isMaximum: claim.isMaximum, detail: claim.detail)
+            let file = "\(resultsFolder)/\(claim.file).h5"
+            if records[claim.file] == nil {
+                let holds = try ResultsGrid.experiment(of: file)
+                guard holds == claim.file else {
+                    throw FileError("\(file) holds \(holds) results, but threshold '\(name)' needs \(claim.file) results there")
+                }
+                records[claim.file] = try CellRecord.all(in: file)
+            }
+            return Outcome(name: name, value: claim.value(records[claim.file] ?? []), bound: bound, isMaximum: claim.isMaximum, detail: claim.detail)
         }
     }
 
@@ -59,22 +69,23 @@ public enum ThresholdCheck {
         summarize(records, metric: metric)[series]?.mapValues(\.mean) ?? [:]
     }
 
-    /// max over D of mean(a)/mean(b); NaN if either is missing.
+    /// max over D of mean(a)/mean(b); NaN if either is missing (NaN fails every bound).
     static func worstRatio(_ records: [CellRecord], _ a: String, _ b: String, metric: String) -> Double {
         let ma = means(records, a, metric), mb = means(records, b, metric)
-        let ds = Set(ma.keys).intersection(mb.keys)
-        return ds.isEmpty ? .nan : ds.map { ma[$0]! / mb[$0]! }.max()!
+        let ratios = ma.compactMap { d, value in mb[d].map { value / $0 } }
+        return ratios.max() ?? .nan
     }
 
-    /// min over D of (worst σ / best σ) for DSM's mean test Fisher divergence.
+    /// min over D of (worst σ / best σ) for DSM's mean test Fisher divergence; NaN without DSM
+    /// cells that have one.
     static func dsmSigmaSpread(_ records: [CellRecord]) -> Double {
         let dsm = records.filter { $0.method == "dsm" }
-        let ds = Set(dsm.map(\.dimension))
-        guard !ds.isEmpty else { return .nan }
-        return ds.map { d -> Double in
+        let spreads = Set(dsm.map(\.dimension)).compactMap { d -> Double? in
             let bySigma = summarize(dsm.filter { $0.dimension == d }, metric: "fisher_divergence").values.compactMap { $0[d]?.mean }
-            return bySigma.max()! / bySigma.min()!
-        }.min()!
+            guard let worst = bySigma.max(), let best = bySigma.min() else { return nil }
+            return worst / best
+        }
+        return spreads.min() ?? .nan
     }
 
     static func slope(_ records: [CellRecord], _ method: String) -> Double {

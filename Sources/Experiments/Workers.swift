@@ -18,10 +18,7 @@ struct Workers {
         guard count > 0 else { return }
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         var environment = ProcessInfo.processInfo.environment
-        if environment["OPENBLAS_NUM_THREADS"] == nil {
-            environment["OPENBLAS_NUM_THREADS"] = "1"
-            setOpenBLASThreadCount(1)
-        }
+        if environment["OPENBLAS_NUM_THREADS"] == nil { environment["OPENBLAS_NUM_THREADS"] = "1" }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
@@ -34,6 +31,12 @@ struct Workers {
             }
             pids.append(pid)
         }
+    }
+
+    /// With more than one job, this process too computes on one OpenBLAS thread, unless
+    /// OPENBLAS_NUM_THREADS says otherwise; with one job the thread count is left alone.
+    static func configureBLASThreads(jobs: Int) {
+        if jobs > 1 && ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { setOpenBLASThreadCount(1) }
     }
 
     /// Stops the workers (when this process fails).

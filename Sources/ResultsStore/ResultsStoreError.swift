@@ -12,7 +12,7 @@ public enum ResultsStoreError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .fileNotFound(path): "results file \(path) does not exist"
-        case let .notHDF5(path): "results file \(path) is not a readable HDF5 file (corrupt or of another format); move it aside or rerun with --fresh"
+        case let .notHDF5(path): "results file \(path) is not a readable HDF5 file (corrupt or of another format)"
         case let .cannotCreate(path, reason): "cannot create results file \(path): \(reason)"
         case let .cannotOpen(path, reason): "cannot open results file \(path): \(reason)"
         case let .missingObject(path, object): "results file \(path) has no \(object)"

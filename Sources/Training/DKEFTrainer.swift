@@ -221,8 +221,7 @@ public struct DKEFTrainer {
     /// log Z ≈ log (1/S) Σₛ p̃(xₛ)/q(xₛ), xₛ ~ q = N(0, σ_q² I), accumulated by log-sum-exp over chunks.
     func logNormalizer(_ model: DKEF, alpha: Tensor, stream: RandomStream) throws -> Double {
         let d = configuration.dimension
-        let q = try MultivariateNormal(mean: [Double](repeating: 0, count: d),
-                                       covariance: Tensor(shape: [d, d], scalars: (0..<(d * d)).map { $0 / d == $0 % d ? settings.importanceSigma * settings.importanceSigma : 0 }))
+        let q = try IsotropicNormal(dimension: d, sigma: settings.importanceSigma)
         var total = -Double.infinity
         var drawn = 0
         while drawn < settings.importanceSamples {

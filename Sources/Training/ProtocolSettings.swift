@@ -28,6 +28,18 @@ public struct ProtocolSettings: Sendable, Equatable, Codable {
     /// Iterations per epoch: ⌊train / batch⌋ (24 with the defaults).
     public var iterationsPerEpoch: Int { trainCount / batchSize }
 
+    /// A lower bound, in bytes, on the memory one run of the protocol needs at `configuration`:
+    /// the train, validation and test sets (8 bytes per value), and the forward-mode tangents of
+    /// the exact SM objective on the whole test set, which every run evaluates — per kernel,
+    /// coordinates E `[test, D, 1 + H]` (`DKEF.KernelDirectionalDerivatives`). Measured peaks are
+    /// above it (one SSM run with --epochs 0: 1.35 GiB at D = 1000, 2.42 GiB at D = 2000, against
+    /// bounds of 0.46 and 0.92 GiB), so a run it refuses could not have finished.
+    public func minimumMemoryBytes(dimension d: Int, hiddenWidth h: Int, kernels k: Int) -> Double {
+        let data = Double(trainCount + validationCount + testCount) * Double(d)
+        let testTangents = Double(testCount) * Double(d) * Double(1 + h) * Double(k)
+        return 8 * (data + testTangents)
+    }
+
     /// Throws `TrainingError.invalidSettings` naming the bad field.
     public func validate() throws {
         func require(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError.invalidSettings(message) } }

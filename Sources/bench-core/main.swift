@@ -17,6 +17,8 @@ import Objectives
 /// 1024² product in the same run.
 @main
 struct BenchCore: ParsableCommand {
+    static func main() { mainWithExitCodes() }
+
     static let configuration = CommandConfiguration(
         commandName: "bench-core",
         abstract: "Microbenchmarks of the autodiff core and the score-matching objectives (release build).",

@@ -14,6 +14,8 @@ import Training
 /// code on a machine of this kind (the performance issue's reference table).
 @main
 struct Bench: ParsableCommand {
+    static func main() { mainWithExitCodes() }
+
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time DKEF training iterations per method and D; compare with the authors' PyTorch code.",

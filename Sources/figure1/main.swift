@@ -7,6 +7,8 @@ import Objectives
 
 @main
 struct Figure1: ParsableCommand {
+    static func main() { mainWithExitCodes() }
+
     static let configuration = CommandConfiguration(
         commandName: "figure1",
         abstract: "Figure 1: test Fisher divergence (SM loss) and exact SM objective vs data dimension, per method.",
@@ -20,7 +22,7 @@ struct Figure1: ParsableCommand {
         With --jobs N, N processes compute cells at once, one OpenBLAS thread each; processes \
         started by hand on the same results file cooperate the same way (each cell is claimed \
         while it is computed, and each process waits for the others' cells of its grid before it prints).
-        """)
+        """ + "\n\n" + gridCommandChecks)
 
     @OptionGroup var options: ExperimentOptions
 

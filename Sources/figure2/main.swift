@@ -7,6 +7,8 @@ import Objectives
 
 @main
 struct Figure2: ParsableCommand {
+    static func main() { mainWithExitCodes() }
+
     static let configuration = CommandConfiguration(
         commandName: "figure2",
         abstract: "Figure 2: seconds per training iteration vs data dimension, per method, with a phase breakdown.",
@@ -16,7 +18,7 @@ struct Figure2: ParsableCommand {
         timed iterations after warm-up (timing: in the config, default experiments/figure2.yml) per \
         phase (alpha, objective, backward, optimizer). Exact SM stops growing D once a cell's median \
         iteration exceeds timing.budget_seconds. Prints each method's log-log slope of time vs D.
-        """)
+        """ + "\n\n" + gridCommandChecks)
 
     @OptionGroup var options: ExperimentOptions
 

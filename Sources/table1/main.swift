@@ -7,6 +7,8 @@ import Objectives
 
 @main
 struct Table1: ParsableCommand {
+    static func main() { mainWithExitCodes() }
+
     static let configuration = CommandConfiguration(
         commandName: "table1",
         abstract: "Table 1: DSM's sensitivity to sigma against SSM, SSM-VR and SM (Fisher divergence, exact SM, test log-likelihood).",
@@ -15,7 +17,7 @@ struct Table1: ParsableCommand {
         methods, at each D in dims (default experiments/table1.yml), resuming like figure1. Writes \
         the table, mean ± standard error over seeds, to results/table1.md (results/quick/table1.md \
         with --quick) and prints it.
-        """)
+        """ + "\n\n" + gridCommandChecks)
 
     @OptionGroup var options: ExperimentOptions
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Autodiff
 import DKEFModel
 import CRuntime
+import Experiments
 import Foundation
 import Objectives
 import ResultsStore
@@ -13,7 +14,14 @@ import Training
 struct TrainDKEF: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-dkef",
-        abstract: "Train, finalise and evaluate a DKEF on N(0, I_D) data with one score-matching method (the authors' HighDim protocol).")
+        abstract: "Train, finalise and evaluate a DKEF on N(0, I_D) data with one score-matching method (the authors' HighDim protocol).",
+        discussion: """
+        Everything is checked before training starts: the flags, the memory the run needs, and \
+        the output file (its folder must take a new file; an existing file is only replaced with \
+        --fresh, which keeps it as <out>.<time>.bak). Exit status: 0 on success, 64 for a usage \
+        error (nothing was computed or written), 1 for a failure during the run (no output was \
+        written; an existing file is unchanged).
+        """)
 
     @Option(help: "Method: \(Estimator.allCases.map(\.rawValue).joined(separator: ", ")).")
     var method: String
@@ -27,10 +35,10 @@ struct TrainDKEF: ParsableCommand {
     @Option(help: "DSM noise scale sigma.")
     var sigma: Double = 0.1
 
-    @Option(help: "Inducing points M.")
+    @Option(help: "Inducing points M (at most the 4860 training points).")
     var inducingPoints: Int = 200
 
-    @Option(help: "Training epochs (24 iterations each with the default sizes).")
+    @Option(help: "Training epochs (24 iterations each); 0 finalises and evaluates the initial model.")
     var epochs: Int = 5
 
     @Option(help: "Finalisation steps on log10 lambda.")
@@ -39,45 +47,87 @@ struct TrainDKEF: ParsableCommand {
     @Option(help: "Importance samples for log Z.")
     var importanceSamples: Int = 1_000_000
 
-    @Option(help: "HDF5 file to write (replaced atomically when the run succeeds).")
+    @Option(help: "HDF5 file to write when the run succeeds; its folder is created if missing.")
     var out: String
 
-    func validate() throws {
-        _ = try Estimator(named: method)
-        guard dimension >= 1 else { throw ValidationError("--dimension must be ≥ 1, got \(dimension)") }
-        guard sigma > 0, sigma.isFinite else { throw ValidationError("--sigma must be finite and > 0, got \(sigma)") }
-    }
+    @Flag(help: "Replace an existing --out file (the old one is kept as <out>.<time>.bak).")
+    var fresh = false
 
-    func run() throws {
-        selectOpenBLASCore()
-        ssm_retain_freed_memory()
+    static func main() { mainWithExitCodes() }
+
+    var settings: ProtocolSettings {
         var settings = ProtocolSettings()
         settings.epochs = epochs
         settings.finalizeSteps = finalizeSteps
         settings.importanceSamples = importanceSamples
+        return settings
+    }
+
+    var dkefConfiguration: DKEFConfiguration { DKEFConfiguration(dimension: dimension, inducingPoints: inducingPoints) }
+
+    func validate() throws {
+        do { _ = try Estimator(named: method) } catch { throw ValidationError("--method: \(error)") }
+        guard dimension >= 1 else { throw ValidationError("--dimension must be ≥ 1, got \(dimension)") }
+        guard sigma > 0, sigma.isFinite else { throw ValidationError("--sigma must be finite and > 0, got \(sigma)") }
+        guard epochs >= 0 else { throw ValidationError("--epochs must be ≥ 0 (0: finalise and evaluate the initial model), got \(epochs)") }
+        guard finalizeSteps >= 0 else { throw ValidationError("--finalize-steps must be ≥ 0, got \(finalizeSteps)") }
+        guard importanceSamples >= 1 else { throw ValidationError("--importance-samples must be ≥ 1, got \(importanceSamples)") }
+        guard inducingPoints >= 1, inducingPoints <= settings.trainCount else {
+            throw ValidationError("--inducing-points must be in 1...\(settings.trainCount) (the training points it is drawn from), got \(inducingPoints)")
+        }
+    }
+
+    func run() throws {
+        // Everything the run needs is checked before the first second of compute.
+        try MemoryCheck.require(settings.minimumMemoryBytes(dimension: dimension, hiddenWidth: dkefConfiguration.hiddenWidth,
+                                                            kernels: dkefConfiguration.kernelCount),
+                                for: "train-dkef at D = \(dimension)")
+        try OutputCheck.check(out, replacing: fresh)
+        if FileManager.default.fileExists(atPath: out) && !fresh {
+            let holds = (try? ResultsGrid.experiment(of: out)).map { "\($0) results" } ?? "a results file"
+            throw FileError("\(out) exists (it holds \(holds)); rerun with --fresh to replace it (the old file is kept as \(out).<time>.bak), or choose another --out")
+        }
+        try OutputCheck.prepareFolder(of: out)
+        selectOpenBLASCore()
+        ssm_retain_freed_memory()
+        let provenance = Provenance.current()
         var trainer = DKEFTrainer(estimator: try Estimator(named: method), objectiveSettings: ObjectiveSettings(sigma: sigma),
-                                  configuration: DKEFConfiguration(dimension: dimension, inducingPoints: inducingPoints),
-                                  settings: settings, seed: seed)
-        trainer.progress = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+                                  configuration: dkefConfiguration, settings: settings, seed: seed)
+        trainer.progress = { log($0) }
         let start = Date()
         let result = try trainer.run()
         let wall = Date().timeIntervalSince(start)
-        try ResultsFile.write(to: out) { root in
+        let backup = FileManager.default.fileExists(atPath: out) ? OutputCheck.backupName(for: out) : nil
+        try ResultsFile.write(to: out, keepingOldAs: backup) { root in
+            try root.setAttribute("experiment", .string("train-dkef"))
+            try provenance.write(to: root)
             try root.setAttribute("method", .string(method))
             try root.setAttribute("dimension", .int(dimension))
             try root.setAttribute("seed", .int(Int(seed)))
+            try root.setAttribute("sigma", .double(sigma))
+            try root.setAttribute("inducing_points", .int(inducingPoints))
+            try root.setAttribute("epochs", .int(epochs))
+            try root.setAttribute("finalize_steps", .int(finalizeSteps))
+            try root.setAttribute("importance_samples", .int(importanceSamples))
             try root.setAttribute("wall_seconds", .double(wall))
+            try root.setAttribute("finished", .string(timestamp()))
             let metrics = try root.createGroup("metrics")
-            for (name, value) in result.metrics.sorted(by: { $0.key < $1.key }) { try metrics.write(name, doubles: [value], shape: []) }
+            for (name, value) in result.metrics.sorted(by: { $0.key < $1.key }) {
+                try metrics.write(name, doubles: [value], shape: [])
+                try metrics.setAttribute("units", .string(metricUnits[name] ?? ""), on: name)
+            }
             try root.write("train_loss", doubles: result.trainLoss)
             try root.write("validation_loss", doubles: result.validationLoss)
             try root.write("finalize_loss", doubles: result.finalizeLoss)
             try root.write("iteration_seconds", doubles: result.iterationSeconds)
             try DKEFCheckpoint.write(result.model, alpha: result.alpha, system: result.system, to: root.createGroup("checkpoint"))
         }
+        if let backup { log("kept the old \(out) as \(backup)") }
+        let stage = { (name: String) in result.stageSeconds[name] ?? .nan }
+        let iteration = result.iterationSeconds.isEmpty ? "no training iterations"
+            : String(format: "median iteration %.3f s", median(result.iterationSeconds))
         print("\(method) D=\(dimension) seed=\(seed): " + result.metrics.sorted(by: { $0.key < $1.key }).map { "\($0.key) \(String(format: "%.4f", $0.value))" }.joined(separator: ", ")
-              + String(format: "; wall %.1f s (train %.1f, finalize %.1f, evaluate %.1f); median iteration %.3f s",
-                       wall, result.stageSeconds["train"]!, result.stageSeconds["finalize"]!, result.stageSeconds["evaluate"]!,
-                       result.iterationSeconds.sorted()[result.iterationSeconds.count / 2]))
+              + String(format: "; wall %.1f s (train %.1f, finalize %.1f, evaluate %.1f); ", wall, stage("train"), stage("finalize"), stage("evaluate"))
+              + iteration)
     }
 }

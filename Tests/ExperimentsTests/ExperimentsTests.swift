@@ -1,5 +1,6 @@
 import Autodiff
 @testable import Experiments
+import Training
 import Foundation
 import Objectives
 import ResultsStore
@@ -49,6 +50,67 @@ func folder() -> String {
             } catch {
                 #expect("\(error)".contains("bad.yml") && "\(error)".contains(expected), "\(text) → \(error)")
             }
+        }
+    }
+
+    /// An empty file, --quick without a quick: block, a typo inside quick: (with or without
+    /// --quick), a bad value there, and a non-finite number are errors naming the file and key.
+    @Test func wholeFileIsCheckedOnEveryRun() {
+        let cases: [(String, Bool, String)] = [
+            ("", false, "is empty"),
+            ("# only a comment\n", true, "is empty"),
+            ("dims: [3]\n", true, "key 'quick': --quick applies the config's quick: block, and this file has none"),
+            ("dims: [3]\nquick:\n  dimz: [2]\n", false, "key 'quick.dimz': unknown key"),
+            ("dims: [3]\nquick:\n  dimz: [2]\n", true, "key 'quick.dimz': unknown key"),
+            ("dims: [3]\nquick:\n  dims: [0]\n", false, "bad.yml (its quick: block): key 'dims'"),
+            ("protocol:\n  learning_rate: .inf\n", false, "key 'protocol.learning_rate': expected a finite number"),
+            ("quick: [1]\n", false, "key 'quick': must be a mapping"),
+        ]
+        for (text, quick, expected) in cases {
+            do {
+                _ = try ExperimentConfig.parse(text, file: "bad.yml", quick: quick)
+                Issue.record("accepted (quick: \(quick)): \(text)")
+            } catch {
+                #expect("\(error)".contains("bad.yml") && "\(error)".contains(expected), "\(text) → \(error)")
+            }
+        }
+    }
+
+    /// A default config that is not there says the command runs from the repository root; a
+    /// named one says where relative paths start.
+    @Test func missingConfigSaysWhere() {
+        do {
+            _ = try ExperimentConfig.load("experiments/no-such.yml", quick: false, isDefault: true)
+            Issue.record("a missing config was accepted")
+        } catch { #expect("\(error)".contains("run the command from there or name a config with --config")) }
+        do {
+            _ = try ExperimentConfig.load("no-such.yml", quick: false)
+            Issue.record("a missing config was accepted")
+        } catch { #expect("\(error)".contains("no such file")) }
+    }
+
+    /// Flag values: an empty element or a non-number is an error naming the flag, and so is a
+    /// value the config check refuses; good lists parse.
+    @Test func flagListsAreStrict() throws {
+        #expect(try ExperimentOptions.list("4, 8", flag: "--dims", kind: "integers", Int.init) == [4, 8])
+        for bad in ["4,,8", "4,", ",4", "", "4,x"] {
+            do {
+                _ = try ExperimentOptions.list(bad, flag: "--dims", kind: "integers", Int.init)
+                Issue.record("accepted --dims '\(bad)'")
+            } catch let error as ConfigError {
+                #expect(error.description.hasPrefix("--dims: "), "\(error)")
+            }
+        }
+        var config = try ExperimentConfig.parse("dims: [3]\n", file: "x.yml", quick: false)
+        config.dims = [0]
+        #expect(throws: ConfigError.flag(name: "--dims", reason: "must be a non-empty list of integers ≥ 1, got [0]")) {
+            try config.validate(file: "x.yml", flags: ["dims": "--dims"])
+        }
+        config.dims = [3]
+        config.methods = ["nope"]
+        #expect(throws: ConfigError.self) { try config.validate(file: "x.yml", flags: ["dims": "--dims"]) }
+        do { try config.validate(file: "x.yml", flags: ["methods": "--methods"]) } catch {
+            #expect("\(error)".hasPrefix("--methods: unknown method 'nope'"))
         }
     }
 
@@ -170,8 +232,9 @@ func folder() -> String {
     /// `--jobs 1` starts no worker and leaves OpenBLAS's thread count alone.
     @Test func oneJobStartsNoWorkerAndKeepsBLASThreads() throws {
         let before = openBLASThreadCount
+        Workers.configureBLASThreads(jobs: 1)
         let workers = try Workers(count: 0, arguments: [])
-        try workers.wait()
+        #expect(workers.wait().isEmpty)
         #expect(openBLASThreadCount == before)
     }
 
@@ -208,6 +271,66 @@ func folder() -> String {
     }
 }
 
+@Suite struct Hardening {
+    /// Package.swift pins each dependency with `exact:` at the version the results record.
+    @Test func dependencyVersionsMatchPackageSwift() throws {
+        let manifest = try String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Package.swift").path, encoding: .utf8)
+        let pins = manifest.split(separator: "\n").filter { $0.contains(".package(url:") }
+        #expect(pins.count == Provenance.dependencies.count)
+        for line in pins {
+            #expect(line.contains("exact:"), "not pinned exactly: \(line)")
+            let name = Provenance.dependencies.keys.first { line.contains("/\($0)\"") }
+            let version = try #require(name.flatMap { Provenance.dependencies[$0] }, "no recorded version for \(line)")
+            #expect(line.contains("exact: \"\(version)\""), "\(line) vs \(version)")
+        }
+    }
+
+    /// The memory bound: the paper's D = 10 fits in far less than this machine has; D = 10⁵ needs
+    /// more than 24 GiB (the data are 4.8 GB, the test set's tangents 44.6 GB: 46.0 GiB) and is refused.
+    @Test func memoryBoundRefusesRunsThatCannotFit() throws {
+        let settings = ProtocolSettings()
+        let small = settings.minimumMemoryBytes(dimension: 10, hiddenWidth: 30, kernels: 3)
+        let huge = settings.minimumMemoryBytes(dimension: 100_000, hiddenWidth: 30, kernels: 3)
+        #expect(small == 8 * (6000 * 10 + 600 * 10 * 31 * 3))
+        #expect(huge > 24 * 1_073_741_824)
+        try MemoryCheck.require(small, for: "D = 10", physical: 24 * 1_073_741_824)
+        do {
+            try MemoryCheck.require(huge, for: "a cell at D = 100000", physical: 24 * 1_073_741_824)
+            Issue.record("D = 100000 was accepted")
+        } catch let error as ResourceError {
+            #expect(error.description.contains("needs at least 46.0 GiB of memory and this machine has 24.0 GiB"), "\(error)")
+        }
+    }
+
+    /// A grid file refuses another experiment's cells, naming both.
+    @Test func aGridRefusesAnotherExperimentsFile() throws {
+        let path = folder() + "/other.h5"
+        let config = try ExperimentConfig.parse("methods: [ssm]\ndims: [2]\nseeds: [0]\n", file: "x.yml", quick: false)
+        _ = try ResultsGrid(path: path, experiment: "figure2", config: config, configText: "", fresh: false)
+        #expect(throws: ResultsGrid.GridError.otherExperiment(path: path, stored: "figure2", current: "table1")) {
+            try ResultsGrid(path: path, experiment: "table1", config: config, configText: "", fresh: false)
+        }
+        // --fresh keeps the old file as a hard-linked .bak and starts the new experiment.
+        _ = try ResultsGrid(path: path, experiment: "table1", config: config, configText: "", fresh: true)
+        #expect(try ResultsGrid.experiment(of: path) == "table1")
+        let folderPath = (path as NSString).deletingLastPathComponent
+        let backup = try #require(try FileManager.default.contentsOfDirectory(atPath: folderPath).first { $0.hasSuffix(".bak") })
+        #expect(try ResultsGrid.experiment(of: folderPath + "/" + backup) == "figure2")
+    }
+
+    /// The file's own blas_threads is what its cells ran with: with several jobs, one thread is
+    /// set before the file records the provenance.
+    @Test func severalJobsSetOneBLASThreadFirst() throws {
+        let before = openBLASThreadCount
+        defer { setOpenBLASThreadCount(before) }
+        guard ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil else { return }
+        setOpenBLASThreadCount(2)
+        Workers.configureBLASThreads(jobs: 2)
+        #expect(Provenance.current().blasThreads == 1)
+    }
+}
+
 @Suite struct Thresholds {
     /// A bound the results break is reported as broken; an unknown name is a config error.
     @Test func brokenThresholdsAreNamed() throws {
@@ -225,5 +348,30 @@ func folder() -> String {
         #expect(try ThresholdCheck.run(thresholdsFile: dir + "/t.yml", resultsFolder: dir)[0].passed)
         try "made_up: 1\n".write(toFile: dir + "/t.yml", atomically: true, encoding: .utf8)
         #expect(throws: ConfigError.self) { try ThresholdCheck.run(thresholdsFile: dir + "/t.yml", resultsFolder: dir) }
+        try "ssm_vr_over_sm_fisher_max: [2.0\n".write(toFile: dir + "/t.yml", atomically: true, encoding: .utf8)
+        do {
+            _ = try ThresholdCheck.run(thresholdsFile: dir + "/t.yml", resultsFolder: dir)
+            Issue.record("invalid YAML was accepted")
+        } catch { #expect("\(error)".contains("t.yml") && "\(error)".contains("not valid YAML"), "\(error)") }
+    }
+
+    /// A results file of another experiment under a threshold's file name is an error naming the
+    /// file and both experiments, not a crash; claims with nothing to compare are NaN (broken).
+    @Test func wrongKindOfFileIsNamed() throws {
+        let dir = folder()
+        let config = try ExperimentConfig.parse("methods: [sm, ssm]\ndims: [2]\nseeds: [0]\n", file: "x.yml", quick: false)
+        let grid = try ResultsGrid(path: dir + "/table1.h5", experiment: "figure2", config: config, configText: "", fresh: false)
+        try grid.run(try config.cells) { _ in { try $0.write("median_total_seconds", doubles: [1], shape: []) } }
+        try "dsm_worst_over_best_sigma_min: 1.5\n".write(toFile: dir + "/t.yml", atomically: true, encoding: .utf8)
+        do {
+            _ = try ThresholdCheck.run(thresholdsFile: dir + "/t.yml", resultsFolder: dir)
+            Issue.record("figure2's file was read as table1's")
+        } catch let error as FileError {
+            #expect(error.description.contains("table1.h5 holds figure2 results, but threshold 'dsm_worst_over_best_sigma_min' needs table1 results"), "\(error)")
+        }
+        #expect(ThresholdCheck.dsmSigmaSpread([]).isNaN)
+        let noFisher = CellRecord(name: "dsm_sigma0.1_d2_seed0", method: "dsm", dimension: 2, sigma: 0.1, seed: 0, values: [:], overBudget: false)
+        #expect(ThresholdCheck.dsmSigmaSpread([noFisher]).isNaN)
+        #expect(ThresholdCheck.worstRatio([noFisher], "ssm", "dsm", metric: "fisher_divergence").isNaN)
     }
 }

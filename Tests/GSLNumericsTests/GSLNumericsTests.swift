@@ -143,3 +143,55 @@ func maxAbs(_ a: Tensor, _ b: Tensor) -> Double { zip(a.scalars, b.scalars).map 
 }
 
 var identity3: Tensor { Tensor(rows: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]) }
+
+@Suite struct IsotropicNormals {
+    /// N(0, σ²I) without a D × D matrix gives what the dense N(0, σ²I) gives: the same draws from
+    /// the same stream, and the same log-density and score, to the last bit for σ = 1 and σ = 2
+    /// (the data and the importance distribution); to rounding for other σ.
+    @Test(arguments: [1.0, 2.0, 0.7])
+    func agreesWithTheDenseForm(sigma: Double) throws {
+        let d = 7
+        var covariance = [Double](repeating: 0, count: d * d)
+        for i in 0..<d { covariance[i * d + i] = sigma * sigma }
+        let dense = try MultivariateNormal(mean: [Double](repeating: 0, count: d), covariance: Tensor(shape: [d, d], scalars: covariance))
+        let isotropic = try IsotropicNormal(dimension: d, sigma: sigma)
+        let x = dense.sample(50, using: RandomStream(seed: 11))
+        let y = isotropic.sample(50, using: RandomStream(seed: 11))
+        #expect(x.scalars == y.scalars)
+        let exact = sigma == 1 || sigma == 2
+        let logDensity = (try dense.logDensity(x), try isotropic.logDensity(x))
+        let score = (try dense.score(x), try isotropic.score(x))
+        if exact {
+            #expect(logDensity.0.scalars == logDensity.1.scalars)
+            #expect(score.0.scalars == score.1.scalars)
+        } else {
+            #expect(maxAbs(logDensity.0, logDensity.1) < 1e-12)
+            #expect(maxAbs(score.0, score.1) < 1e-12)
+        }
+    }
+
+    /// log N(x; 0, σ²I) = −½‖x‖²/σ² − D log σ − (D/2) log 2π and s(x) = −x/σ², the gradient of it.
+    @Test func closedFormAndScoreIsGradient() throws {
+        let p = try IsotropicNormal(dimension: 3, sigma: 1.5)
+        let x = RandomStream(seed: 5).normal(shape: [4, 3])
+        let expected = (x * x).sum(alongAxis: 1) * (-0.5 / 2.25) - 3 * Foundation.log(1.5) - 1.5 * Foundation.log(2 * Double.pi)
+        #expect(maxAbs(try p.logDensity(x), expected) < 1e-12)
+        #expect(maxAbs(try p.score(x), try finiteDifferenceScore(p, x)) < 1e-7)
+    }
+
+    /// A dimension no dense matrix could hold is fine: nothing of size D² is built.
+    @Test func largeDimensionNeedsNoDenseMatrix() throws {
+        let d = 200_000
+        let p = try IsotropicNormal(dimension: d)
+        let x = p.sample(2, using: RandomStream(seed: 6))
+        let logDensity = try p.logDensity(x)
+        #expect(logDensity.shape == [2] && logDensity.isFinite)
+    }
+
+    @Test func badInputIsAClearError() {
+        #expect(throws: GSLError.self) { try IsotropicNormal(dimension: 0) }
+        #expect(throws: GSLError.self) { try IsotropicNormal(dimension: 2, sigma: 0) }
+        #expect(throws: GSLError.self) { try IsotropicNormal(dimension: 2, sigma: .nan) }
+        #expect(throws: GSLError.self) { try IsotropicNormal(dimension: 2).score(Tensor.zeros([1, 3])) }
+    }
+}

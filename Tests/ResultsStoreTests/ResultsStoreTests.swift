@@ -112,8 +112,71 @@ func temporaryFolder() -> String {
         #expect(throws: ResultsStoreError.cannotCreate(path: nowhere, reason: "folder \(folder)/no/such/folder does not exist")) {
             try ResultsFile.write(to: nowhere) { _ in }
         }
+        // Of HDF5's error stack only the innermost cause is kept: the system's message.
+        do {
+            try ResultsFile.write(to: "/proc/x.h5") { _ in }
+            Issue.record("wrote into /proc")
+        } catch {
+            #expect("\(error)" == "cannot create results file /proc/x.h5: HDF5 could not create the temporary /proc/x.h5.tmp-\(getpid()) (No such file or directory)")
+        }
         let error = ResultsStoreError.notHDF5(path: corrupt)
         #expect(error.description.contains(corrupt))
+    }
+
+    /// `keepingOldAs` keeps the old file under the backup name once the new one is complete; a
+    /// write that fails replaces nothing and makes no backup.
+    @Test func replacingKeepsTheOldFileAsABackup() throws {
+        let folder = temporaryFolder()
+        let path = folder + "/run.h5", backup = folder + "/run.h5.1.bak"
+        try ResultsFile.write(to: path) { try $0.write("x", doubles: [1]) }
+        struct Interrupted: Error {}
+        #expect(throws: Interrupted.self) {
+            try ResultsFile.write(to: path, keepingOldAs: backup) { _ in throw Interrupted() }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["run.h5"])
+        try ResultsFile.write(to: path, keepingOldAs: backup) { try $0.write("x", doubles: [2]) }
+        #expect(try ResultsFile.read(at: path) { try $0.readDoubles("x").values } == [2])
+        #expect(try ResultsFile.read(at: backup) { try $0.readDoubles("x").values } == [1])
+    }
+
+    /// Temporary copies whose process has ended are removed and named; a live process's copy is
+    /// left alone.
+    @Test func staleTemporariesAreRemoved() throws {
+        let folder = temporaryFolder()
+        let path = folder + "/grid.h5"
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let dead = "\(path).tmp-\(finished.processIdentifier)", alive = "\(path).tmp-\(getppid())"
+        let unrelated = folder + "/other.h5.tmp-\(finished.processIdentifier)"
+        for file in [dead, alive, unrelated] { try Data("partial".utf8).write(to: URL(fileURLWithPath: file)) }
+        #expect(ResultsFile.removeStaleTemporaries(of: path) == [dead])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted()
+                == ["grid.h5.tmp-\(getppid())", "other.h5.tmp-\(finished.processIdentifier)"])
+    }
+
+    /// Where no results file can go, the check says why before anything is computed, and leaves
+    /// nothing behind.
+    @Test func unwritableOutputsAreNamed() throws {
+        let folder = temporaryFolder()
+        let file = folder + "/plain"
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        let cases: [(String, String)] = [
+            (file + "/x.h5", "\(file) is a file, not a folder"),
+            (folder, "it is a folder"),
+            ("/proc/x.h5", "cannot create files in /proc"),
+        ]
+        for (path, expected) in cases {
+            do {
+                try ResultsFile.checkWritable(path)
+                Issue.record("accepted \(path)")
+            } catch {
+                #expect("\(error)".contains(expected) && "\(error)".contains(path), "\(error)")
+            }
+        }
+        try ResultsFile.checkWritable(folder + "/new/deeper/x.h5")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["plain"])
     }
 
     @Test func shapeMismatchAndBadNamesAreRejected() throws {

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Command-line hardening tests (issue: no crash, no silent overwrite, no work thrown away).
+#
+# Runs the executables as a user would, on bad input, interruptions and a full disk, and checks
+# for each case: the exit status (64 usage error: nothing computed; 1 failure during a run; 0),
+# a phrase of the message, that a precious results file is byte-for-byte unchanged (sha256 before
+# and after every refused command), and that nothing is left behind (temporaries, locks, files).
+#
+# Usage: Tests/cli/hardening.sh [BIN]   (BIN: folder with the built executables, default .build/debug)
+# Ends with the line "cli: N passed, M failed"; exits 1 if any case failed.
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=$(cd "${1:-$root/.build/debug}" && pwd)
+work=$(mktemp -d /tmp/ssm-cli.XXXXXX)
+mounted=""
+cleanup() { [ -n "$mounted" ] && umount "$mounted" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+cd "$work"
+passed=0; failed=0; skipped=0
+
+ok()   { passed=$((passed + 1)); echo "  ok    $1"; }
+bad()  { failed=$((failed + 1)); echo "  FAIL  $1"; [ -n "${2:-}" ] && sed 's/^/        | /' <<<"$2" | head -20; }
+skip() { skipped=$((skipped + 1)); echo "  skip  $1"; }
+sum()  { sha256sum "$1" | cut -d' ' -f1; }
+
+# expect NAME STATUS PHRASE -- COMMAND...: runs COMMAND (stdout+stderr captured in $out), checks
+# its exit status and that PHRASE (grep -F) is in what it printed; leaves the status in $status.
+expect() {
+  local name=$1 want=$2 phrase=$3; shift 4
+  out=$("$@" 2>&1); status=$?
+  if [ "$status" != "$want" ]; then bad "$name: exit $status, expected $want" "$out"; return 1; fi
+  if [ -n "$phrase" ] && ! grep -qF -- "$phrase" <<<"$out"; then bad "$name: no '$phrase' in the output" "$out"; return 1; fi
+  ok "$name (exit $status)"
+}
+# unchanged NAME FILE SUM: FILE still has checksum SUM.
+unchanged() { if [ "$(sum "$2")" = "$3" ]; then ok "$1: $(basename "$2") unchanged"; else bad "$1: $(basename "$2") changed"; fi; }
+# nothing_left NAME GLOB...: no file matches.
+nothing_left() {
+  local name=$1; shift
+  local left; left=$(ls -d "$@" 2>/dev/null)
+  if [ -z "$left" ]; then ok "$name: nothing left behind"; else bad "$name: left behind" "$left"; fi
+}
+
+# A tiny grid (seconds in a debug build) with a quick: block, and a second one with two seeds.
+cat > tiny.yml <<'EOF'
+methods: [ssm]
+dims: [2]
+seeds: [0]
+model:
+  inducing_points: 5
+  hidden_width: 3
+protocol:
+  train: 50
+  validation: 10
+  test: 10
+  batch_size: 10
+  epochs: 1
+  validation_alpha_points: 20
+  alpha_batch: 10
+  finalize_steps: 2
+  finalize_batch: 5
+  importance_samples: 100
+  importance_chunk: 50
+timing:
+  warmup: 0
+  iterations: 1
+quick:
+  dims: [3]
+EOF
+sed 's/^seeds: \[0\]/seeds: [0, 1]/' tiny.yml > two.yml
+train=(--method ssm --dimension 2 --epochs 0 --finalize-steps 1 --importance-samples 100 --inducing-points 5)
+
+echo "cli: building the precious files"
+"$bin/figure1" --config tiny.yml --out precious.h5 > /dev/null 2>&1 || { echo "cli: could not build precious.h5"; exit 1; }
+"$bin/train-dkef" "${train[@]}" --out run.h5 > /dev/null 2>&1 || { echo "cli: could not build run.h5"; exit 1; }
+grid_sum=$(sum precious.h5); run_sum=$(sum run.h5)
+
+echo "cli: 1. train-dkef never replaces a file silently"
+expect "train-dkef onto an existing grid file" 64 "rerun with --fresh" -- "$bin/train-dkef" "${train[@]}" --out precious.h5
+unchanged "train-dkef onto an existing grid file" precious.h5 "$grid_sum"
+expect "train-dkef onto an existing run" 64 "holds train-dkef results" -- "$bin/train-dkef" "${train[@]}" --out run.h5
+unchanged "train-dkef onto an existing run" run.h5 "$run_sum"
+cp run.h5 replace.h5
+expect "train-dkef --fresh" 0 "kept the old replace.h5 as replace.h5." -- "$bin/train-dkef" "${train[@]}" --seed 1 --out replace.h5 --fresh
+backup=$(ls replace.h5.*.bak 2>/dev/null | head -1)
+if [ -n "$backup" ] && [ "$(sum "$backup")" = "$run_sum" ] && [ "$(sum replace.h5)" != "$run_sum" ]; then ok "train-dkef --fresh: old file kept as $backup, new file written"
+else bad "train-dkef --fresh: backup missing or file not replaced" "$(ls)"; fi
+
+echo "cli: 2. everything is checked before the first second of compute"
+echo "plain text" > plainfile
+expect "train-dkef --out under a file" 64 "plainfile is a file, not a folder" -- "$bin/train-dkef" "${train[@]}" --out plainfile/t.h5
+if grep -q "finalize\|train " <<<"$out"; then bad "train-dkef --out under a file: computed before failing" "$out"; else ok "train-dkef --out under a file: nothing computed"; fi
+expect "train-dkef --out in /proc" 64 "cannot create files in /proc" -- "$bin/train-dkef" "${train[@]}" --out /proc/t.h5
+expect "train-dkef --out a folder" 64 "it is a folder" -- "$bin/train-dkef" "${train[@]}" --out "$work"
+expect "train-dkef --out a new folder" 0 "" -- "$bin/train-dkef" "${train[@]}" --out new/dir/t.h5
+[ -f new/dir/t.h5 ] && ok "train-dkef creates the folder of --out" || bad "train-dkef did not write new/dir/t.h5"
+expect "train-dkef --inducing-points above the training points" 64 "--inducing-points must be in 1...4860" -- "$bin/train-dkef" "${train[@]}" --inducing-points 5000 --out x.h5
+
+echo "cli: 3. temporaries: removed on Ctrl-C, on a full disk, and when a dead process left them"
+# interrupt SIGNAL STATUS: starts a run that holds its finished temporary file, sends SIGNAL once
+# the temporary is there, and expects exit STATUS and nothing left behind. Job control (set -m)
+# keeps the shell from starting the job with SIGINT ignored, as a terminal's Ctrl-C would find it.
+interrupt() {
+  local sig=$1 want=$2 status
+  set -m
+  SSM_TEST_PAUSE_BEFORE_RENAME=30 "$bin/train-dkef" "${train[@]}" --out "$sig.h5" > "$sig.log" 2>&1 &
+  local pid=$!
+  set +m
+  for _ in $(seq 1 300); do ls "$sig.h5.tmp-"* > /dev/null 2>&1 && break; sleep 0.1; done
+  if ! ls "$sig.h5.tmp-"* > /dev/null 2>&1; then kill "$pid" 2>/dev/null; bad "$sig during a write: the temporary never appeared" "$(cat "$sig.log")"; return; fi
+  kill -s "$sig" "$pid"; wait "$pid"; status=$?
+  [ "$status" = "$want" ] && ok "$sig during a write ends the run (exit $status)" || bad "$sig during a write: exit $status, expected $want" "$(cat "$sig.log")"
+  nothing_left "$sig during a write" "$sig.h5" "$sig.h5.tmp-*"
+}
+interrupt INT 130
+interrupt TERM 143
+# A run started with SIGINT ignored (nohup, a script's background job) keeps ignoring it.
+SSM_TEST_PAUSE_BEFORE_RENAME=2 "$bin/train-dkef" "${train[@]}" --out ignored.h5 > ignored.log 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do ls ignored.h5.tmp-* > /dev/null 2>&1 && break; sleep 0.1; done
+kill -INT "$pid"; wait "$pid"; status=$?
+[ "$status" = 0 ] && [ -f ignored.h5 ] && ok "an ignored SIGINT stays ignored (the run finished)" || bad "an ignored SIGINT: exit $status" "$(cat ignored.log)"
+cp precious.h5 stale.h5; stale_sum=$(sum stale.h5)
+sh -c 'exit 0' & dead=$!; wait "$dead"
+echo "partial" > "stale.h5.tmp-$dead"
+expect "a stale temporary is removed and named" 0 "removed ./stale.h5.tmp-$dead: a temporary copy left by a process that is no longer running" -- "$bin/figure1" --config tiny.yml --out stale.h5
+nothing_left "a stale temporary" "stale.h5.tmp-*"
+unchanged "resuming a finished grid" stale.h5 "$stale_sum"
+mkdir -p full
+if mount -t tmpfs -o size=$(( $(stat -c %s precious.h5) + 16384 )) tmpfs full 2>/dev/null; then
+  mounted="$work/full"
+  cp precious.h5 full/precious.h5; full_sum=$(sum full/precious.h5)
+  expect "a full disk fails the cell write" 1 "the file itself is unchanged" -- "$bin/figure1" --config two.yml --out full/precious.h5
+  nothing_left "a full disk" "full/precious.h5.tmp-*"
+  unchanged "a full disk" full/precious.h5 "$full_sum"
+  umount full; mounted=""
+else
+  skip "a full disk (cannot mount a tmpfs here)"
+fi
+
+echo "cli: 4. inspect check on a file of the wrong kind"
+mkdir -p kinds
+"$bin/figure2" --config tiny.yml --out kinds/table1.h5 > /dev/null 2>&1
+kind_sum=$(sum kinds/table1.h5)
+expect "inspect check, figure2's file named table1.h5" 64 "kinds/table1.h5 holds figure2 results, but threshold 'dsm_worst_over_best_sigma_min' needs table1 results" -- \
+  "$bin/inspect" check --thresholds "$root/experiments/thresholds.yml" --results kinds
+unchanged "inspect check, wrong kind" kinds/table1.h5 "$kind_sum"
+expect "inspect show, a text file" 64 "is not a readable HDF5 file" -- "$bin/inspect" show plainfile
+expect "inspect show, a missing file" 64 "does not exist" -- "$bin/inspect" show no-such.h5
+
+echo "cli: 5-6. no traps: --epochs 0, a dimension no machine here can hold"
+expect "train-dkef --epochs 0" 0 "no training iterations" -- "$bin/train-dkef" "${train[@]}" --out epochs0.h5
+expect "train-dkef --dimension 100000" 64 "needs at least 46.0 GiB of memory" -- "$bin/train-dkef" --method ssm --dimension 100000 --out big.h5
+expect "figure1 --dims 100000" 64 "a cell at D = 100000 needs at least" -- "$bin/figure1" --dims 100000 --out big.h5 --config "$root/experiments/figure1.yml"
+nothing_left "refused dimensions" big.h5
+
+echo "cli: 7-9. configs and flags are read strictly"
+: > empty.yml
+expect "an empty config" 64 "config empty.yml: is empty" -- "$bin/figure1" --quick --config empty.yml --out q.h5
+grep -v '^quick:\|^  dims: \[3\]' tiny.yml > noquick.yml
+expect "--quick without a quick: block" 64 "this file has none" -- "$bin/figure1" --quick --config noquick.yml --out q.h5
+sed 's/^  dims: \[3\]/  dimz: [3]/' tiny.yml > typo.yml
+expect "a typo in quick:, without --quick" 64 "key 'quick.dimz': unknown key" -- "$bin/figure1" --config typo.yml --out q.h5
+expect "--dims 4,,8" 64 "--dims: empty element in '4,,8'" -- "$bin/figure1" --config tiny.yml --dims 4,,8 --out q.h5
+nothing_left "refused configs and flags" q.h5 ".q.h5.cells"
+
+echo "cli: 10. --jobs is capped, and checked before anything is created"
+expect "--jobs 100000" 64 "--jobs 100000 is more than" -- "$bin/figure1" --config tiny.yml --jobs 100000 --out jobs.h5
+nothing_left "--jobs 100000" jobs.h5 ".jobs.h5.cells"
+expect "--jobs 4 with one cell to compute" 0 "--jobs 4 but only 1 cell(s) left to compute; starting 1 process(es)" -- "$bin/figure1" --config tiny.yml --jobs 4 --out jobs.h5
+
+echo "cli: 11. messages name the file and say what to do"
+expect "--out under /etc/hostname" 64 "/etc/hostname is a file, not a folder" -- "$bin/figure1" --config tiny.yml --out /etc/hostname/x.h5
+if grep -q "NSCocoaErrorDomain" <<<"$out"; then bad "--out under /etc/hostname: raw Foundation error" "$out"; else ok "--out under /etc/hostname: no raw Foundation error"; fi
+head -c 2000 precious.h5 > truncated.h5; trunc_sum=$(sum truncated.h5)
+expect "a truncated HDF5 file as --out" 64 "rerun with --fresh" -- "$bin/figure1" --config tiny.yml --out truncated.h5
+unchanged "a truncated HDF5 file as --out" truncated.h5 "$trunc_sum"
+expect "--out in /proc" 64 "cannot create files in /proc (No such file or directory)" -- "$bin/figure1" --config tiny.yml --out /proc/x.h5
+[ "$(wc -l <<<"$out")" -le 2 ] && ok "--out in /proc: a short message" || bad "--out in /proc: a long message" "$out"
+printf 'ssm_vr_over_sm_fisher_max: [2.0\n' > broken.yml
+expect "an invalid thresholds file" 64 "config broken.yml: not valid YAML" -- "$bin/inspect" check --thresholds broken.yml --results kinds
+sed 's/^  epochs: 1/  epochs: 2/' tiny.yml > other.yml
+expect "another config's results file" 64 "holds results of another configuration" -- "$bin/figure1" --config other.yml --out precious.h5
+unchanged "refused outputs" precious.h5 "$grid_sum"
+
+echo "cli: 12. usage errors name the flag and exit 64; failures during a run exit 1"
+expect "--dims 0" 64 "--dims: must be a non-empty list of integers ≥ 1, got [0]" -- "$bin/figure1" --config tiny.yml --dims 0 --out q.h5
+if grep -q "config tiny.yml" <<<"$out"; then bad "--dims 0 is blamed on the config file" "$out"; else ok "--dims 0 is not blamed on the config file"; fi
+expect "--methods with a typo" 64 "--methods: unknown method 'ssmvr'" -- "$bin/figure1" --config tiny.yml --methods ssmvr --out q.h5
+expect "an argument parser error" 64 "" -- "$bin/figure1" --jobs many
+expect "an unknown train-dkef method" 64 "--method" -- "$bin/train-dkef" --method sliced --out q.h5
+unchanged "usage errors" precious.h5 "$grid_sum"
+
+echo "cli: 13-14. provenance matches the cells; single runs are shown"
+expect "figure1 --jobs 2" 0 "" -- "$bin/figure1" --config two.yml --jobs 2 --out jobs2.h5
+threads=$(h5dump -a /blas_threads jobs2.h5 | grep -o '(0): [0-9]*' | cut -d' ' -f2)
+cell_threads=$(h5dump -a /cells/ssm_d2_seed1/blas_threads jobs2.h5 | grep -o '(0): [0-9]*' | cut -d' ' -f2)
+[ "$threads" = 1 ] && [ "$cell_threads" = 1 ] && ok "blas_threads: file $threads, cells $cell_threads" || bad "blas_threads: file '$threads', cell '$cell_threads'"
+expect "inspect show, a train-dkef file" 0 "fisher_divergence = " -- "$bin/inspect" show run.h5
+
+echo "cli: 15-16. the default config, pinned packages in the provenance"
+expect "the default config from another folder" 64 "the default config is relative to the repository root" -- "$bin/figure1"
+packages=$(h5dump -a /swift_packages jobs2.h5 | grep -o 'swift-argument-parser [0-9.]*, Yams [0-9.]*')
+[ -n "$packages" ] && ok "results record the Swift packages ($packages)" || bad "no swift_packages attribute" "$(h5dump -A jobs2.h5 | head -40)"
+
+nothing_left "the whole run" "*.tmp-*" "*/*.tmp-*" ".*.cells"
+echo "cli: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
