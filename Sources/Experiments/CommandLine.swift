@@ -63,6 +63,11 @@ public enum OutputCheck {
         }
     }
 
+    /// Throws `FileError` unless a file (a report, say) can be written at `path`.
+    public static func checkWritable(_ path: String) throws {
+        do { try ResultsFile.checkWritable(path) } catch { throw FileError("\(error)") }
+    }
+
     /// `<path>.<unix time>.bak`, the name an old results file is kept under by --fresh.
     public static func backupName(for path: String) -> String { "\(path).\(Int(Date().timeIntervalSince1970)).bak" }
 

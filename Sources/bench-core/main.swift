@@ -55,6 +55,7 @@ struct MLPSteps: ParsableCommand {
     }
 
     func run() throws {
+        if let out { try OutputCheck.checkWritable(out) }
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         let stream = RandomStream(seed: seed)
@@ -159,6 +160,7 @@ struct ObjectiveSteps: ParsableCommand {
     }
 
     func run() throws {
+        if let out { try OutputCheck.checkWritable(out) }
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         let stream = RandomStream(seed: 0)

@@ -79,6 +79,10 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        // Both reports are replaced at the end (a benchmark is regenerated, not resumed): check
+        // now that they can be written, not after the timing.
+        try OutputCheck.checkWritable(out)
+        try OutputCheck.checkWritable(h5)
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         let dgemm = measureDGEMM()
