@@ -17,7 +17,7 @@ public struct ExperimentOptions: ParsableArguments {
     @Option(help: "Comma-separated seeds, overriding the config's (e.g. 0,1,2).")
     public var seeds: String?
 
-    @Flag(help: "Apply the config's quick: block (a small grid and protocol: figure1 and table1 take about a minute on 2 cores, figure2 about 20 s).")
+    @Flag(help: "Apply the config's quick: block (a small grid and protocol: 5 s to 1.5 min on 2 cores, figure2 the longest).")
     public var quick = false
 
     @Option(help: "Results file (HDF5). Defaults to results/<experiment>.h5, or results/quick/<experiment>.h5 with --quick.")

@@ -34,17 +34,18 @@ public struct ResultsGrid {
             case let .otherConfig(path, stored, current):
                 "\(path) holds results of another configuration (hash \(stored), this run \(current)); rerun with --fresh (the old file is kept as a .bak copy) or choose another --out"
             case let .otherExperiment(path, stored, current):
-                "\(path) holds \(stored), not \(current) results; choose another --out, or rerun with --fresh to start a \(current) file there (the old file is kept as a .bak copy)"
+                "\(path) holds \(stored) results, not \(current) ones; choose another --out, or rerun with --fresh to start a \(current) file there (the old file is kept as a .bak copy)"
             }
         }
     }
 
-    /// What the results file at `path` holds, as its `experiment` attribute says ("a train-dkef
-    /// run" or "an unknown kind of file" without one).
+    /// What the results file at `path` holds, as its `experiment` attribute says: "figure1",
+    /// "train-dkef", …; "train-dkef" for single-run files written before the attribute existed,
+    /// "unknown" for any other HDF5 file.
     public static func experiment(of path: String) throws -> String {
         try ResultsFile.read(at: path) { root in
             if let name = (try? root.attribute("experiment"))?.stringValue { return name }
-            return root.contains("metrics") ? "train-dkef" : "an unknown kind of"
+            return root.contains("metrics") ? "train-dkef" : "unknown"
         }
     }
 

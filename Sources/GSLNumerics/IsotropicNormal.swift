@@ -29,12 +29,6 @@ public final class IsotropicNormal: ReferenceDistribution {
         logSqrtDeterminant = sum
     }
 
-    func checkRows(_ x: Tensor, _ op: String) throws {
-        guard x.rank == 2, x.shape[1] == dimension else {
-            throw GSLError.invalidArgument("IsotropicNormal.\(op): x has shape \(x.shape), expected [N, \(dimension)]")
-        }
-    }
-
     public func logDensity(_ x: Tensor) throws -> Tensor {
         try checkRows(x, "logDensity")
         let n = x.shape[0], d = dimension

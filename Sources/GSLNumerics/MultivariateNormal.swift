@@ -13,6 +13,15 @@ public protocol ReferenceDistribution {
     func sample(_ count: Int, using stream: RandomStream) -> Tensor
 }
 
+extension ReferenceDistribution {
+    /// Throws unless x is `[N, D]`, naming the distribution and the operation.
+    func checkRows(_ x: Tensor, _ op: String) throws {
+        guard x.rank == 2, x.shape[1] == dimension else {
+            throw GSLError.invalidArgument("\(Self.self).\(op): x has shape \(x.shape), expected [N, \(dimension)]")
+        }
+    }
+}
+
 /// The multivariate normal N(μ, Σ), through GSL's Cholesky factor Σ = L Lᵀ.
 ///
 /// log p(x) = −½ (x−μ)ᵀ Σ⁻¹ (x−μ) − ½ log det(2π Σ)  (GSL `gsl_ran_multivariate_gaussian_log_pdf`);
@@ -78,12 +87,6 @@ public final class MultivariateNormal: ReferenceDistribution {
         gsl_matrix_free(cholesky)
         gsl_vector_free(meanVector)
         gsl_vector_free(work)
-    }
-
-    func checkRows(_ x: Tensor, _ op: String) throws {
-        guard x.rank == 2, x.shape[1] == dimension else {
-            throw GSLError.invalidArgument("MultivariateNormal.\(op): x has shape \(x.shape), expected [N, \(dimension)]")
-        }
     }
 
     public func logDensity(_ x: Tensor) throws -> Tensor {
