@@ -40,8 +40,9 @@ extension Tensor {
         let out = makeBuffer(count) { out in
             a.scalars.withUnsafeBufferPointer { x in
                 b.scalars.withUnsafeBufferPointer { y in
+                    guard let po = out.baseAddress, let px = x.baseAddress, let py = y.baseAddress else { return }
                     forEachRow(shape: shape, so, sa, sb) { o, oa, ob in
-                        for j in 0..<inner { out[o + j] = f(x[oa + j * ia], y[ob + j * ib]) }
+                        forEachElement(inner, po + o, px + oa, ia, py + ob, ib, f)
                     }
                 }
             }

@@ -20,10 +20,18 @@ extension Tensor {
                 b.scalars.withUnsafeBufferPointer { pb in
                     c.scalars.withUnsafeBufferPointer { pc in
                         v.scalars.withUnsafeBufferPointer { pv in
+                            guard let po = out.baseAddress, let xa = pa.baseAddress, let xb = pb.baseAddress,
+                                  let xc = pc.baseAddress, let xv = pv.baseAddress else { return }
                             forEachRow(shape: shape, so, sa, sb) { o, oa, ob in
+                                // a ⊙ b into the row, then + √c⁺ ⊙ v: the same two roundings per
+                                // element as the one-line form, in loops that vectorise.
+                                forEachElement(inner, po + o, xa + oa, ia, xb + ob, ib, *)
+                                let (row, c, v) = (po + o, xc + o, xv + o)
+                                // √ of the selected value (not a branch around √) vectorises;
+                                // m ≤ 0 and NaN select +0, whose root is the +0 of the one-line form.
                                 for j in 0..<inner {
-                                    let m = pc[o + j]
-                                    out[o + j] = pa[oa + j * ia] * pb[ob + j * ib] + (m > 0 ? m.squareRoot() : 0) * pv[o + j]
+                                    let m = c[j]
+                                    row[j] = row[j] + (m > 0 ? m : 0).squareRoot() * v[j]
                                 }
                             }
                         }

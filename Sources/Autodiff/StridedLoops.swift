@@ -28,6 +28,22 @@ func forEachRow(shape: [Int], _ s0: [Int], _ s1: [Int], _ s2: [Int],
     }
 }
 
+/// `out[j] = f(x[j·ia], y[j·ib])` for j < count: one innermost row of a broadcast elementwise
+/// operation. The contiguous and broadcast cases (strides 1 or 0) get loops of their own, which
+/// the compiler vectorises; every case applies `f` to the same operands, so the results are the
+/// same to the last bit whichever loop runs (tested against the generic one).
+@inline(__always)
+func forEachElement(_ count: Int, _ out: UnsafeMutablePointer<Double>,
+                    _ x: UnsafePointer<Double>, _ ia: Int, _ y: UnsafePointer<Double>, _ ib: Int,
+                    _ f: (Double, Double) -> Double) {
+    switch (ia, ib) {
+    case (1, 1): for j in 0..<count { out[j] = f(x[j], y[j]) }
+    case (1, 0): let b = y[0]; for j in 0..<count { out[j] = f(x[j], b) }
+    case (0, 1): let a = x[0]; for j in 0..<count { out[j] = f(a, y[j]) }
+    default: for j in 0..<count { out[j] = f(x[j * ia], y[j * ib]) }
+    }
+}
+
 /// Strides that read an array of shape `source` as if broadcast to `target` (NumPy rules: axes
 /// aligned from the end; an axis of extent 1, or a missing leading axis, gets stride 0).
 func broadcastStrides(from source: [Int], to target: [Int]) -> [Int] {

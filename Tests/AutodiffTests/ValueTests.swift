@@ -81,3 +81,67 @@ import Testing
         #expect(abs(lse.scalar - (1000 + 0.6931471805599453)) < 1e-12)
     }
 }
+
+/// The specialised loops of broadcast elementwise operations (contiguous and broadcast inner
+/// axes) against the obviously correct form: each output element computed from its own index.
+@Suite struct BroadcastLoops {
+    static let shapePairs: [([Int], [Int])] = [
+        ([3, 4, 5], [3, 4, 5]), ([3, 4, 5], [3, 4, 1]), ([3, 4, 1], [3, 4, 5]), ([3, 1, 5], [1, 4, 5]),
+        ([5], [3, 4, 5]), ([3, 4, 5], [1]), ([2, 1, 3], [2, 4, 1]), ([4, 1], [1, 6]), ([2, 3, 1, 5], [3, 4, 1]),
+    ]
+
+    /// x[index broadcast to shape], read by the definition of broadcasting.
+    static func element(_ t: Tensor, at index: [Int], in shape: [Int]) -> Double {
+        let offset = shape.count - t.shape.count
+        var flat = 0
+        for (axis, extent) in t.shape.enumerated() { flat = flat * extent + (extent == 1 ? 0 : index[axis + offset]) }
+        return t.scalars[flat]
+    }
+
+    static func indices(_ shape: [Int]) -> [[Int]] {
+        shape.reduce([[]]) { prefixes, extent in prefixes.flatMap { p in (0..<extent).map { p + [$0] } } }
+    }
+
+    static func shape(_ a: [Int], _ b: [Int]) -> [Int] {
+        let rank = max(a.count, b.count)
+        return (0..<rank).map { axis in
+            let x = axis - (rank - a.count) >= 0 ? a[axis - (rank - a.count)] : 1
+            let y = axis - (rank - b.count) >= 0 ? b[axis - (rank - b.count)] : 1
+            return max(x, y)
+        }
+    }
+
+    @Test(arguments: shapePairs.indices)
+    func arithmeticMatchesTheDefinitionBitwise(pair: Int) {
+        var rng = SplitMix(seed: UInt64(pair + 1))
+        let (sa, sb) = Self.shapePairs[pair]
+        let a = Tensor.random(sa, using: &rng), b = Tensor.random(sb, in: 0.5...1.5, using: &rng)
+        let shape = Self.shape(sa, sb)
+        let ops: [(String, (Tensor, Tensor) -> Tensor, (Double, Double) -> Double)] = [("+", +, +), ("-", -, -), ("*", *, *), ("/", /, /)]
+        for (name, op, scalar) in ops {
+            let result = op(a, b)
+            #expect(result.shape == shape)
+            let expected = Self.indices(shape).map { scalar(Self.element(a, at: $0, in: shape), Self.element(b, at: $0, in: shape)) }
+            #expect(result.scalars == expected, "\(name) on \(sa) and \(sb)")
+        }
+    }
+
+    /// The fused a ⊙ b + √c⁺ ⊙ v gives what its one-line form gives, to the last bit, including
+    /// at c = 0, −0, negative and NaN (all contribute +0).
+    @Test(arguments: shapePairs.indices)
+    func fusedNodeUpdateMatchesTheDefinitionBitwise(pair: Int) {
+        var rng = SplitMix(seed: UInt64(pair + 100))
+        let (sa, sb) = Self.shapePairs[pair]
+        let shape = Self.shape(sa, sb)
+        let a = Tensor.random(sa, using: &rng), b = Tensor.random(sb, using: &rng), v = Tensor.random(shape, using: &rng)
+        var cs = Tensor.random(shape, using: &rng).scalars
+        for (i, special) in [0.0, -0.0, -1.0, .nan].enumerated() where i < cs.count { cs[i] = special }
+        let c = Tensor(shape: shape, scalars: cs)
+        let fused = Tensor.productPlusRootOfPositivePart(a, b, root: c, times: v)
+        let expected = Self.indices(shape).enumerated().map { flat, index -> Double in
+            let m = cs[flat]
+            return Self.element(a, at: index, in: shape) * Self.element(b, at: index, in: shape) + (m > 0 ? m.squareRoot() : 0) * v.scalars[flat]
+        }
+        #expect(fused.scalars.map(\.bitPattern) == expected.map(\.bitPattern), "on \(sa) and \(sb)")
+    }
+}
