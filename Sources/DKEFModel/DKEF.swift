@@ -1,4 +1,5 @@
 import Autodiff
+import Foundation
 import GSLNumerics
 import Objectives
 
@@ -103,17 +104,52 @@ public struct DKEF: LogDensityModel {
 
     /// The kernel matrix k(x, z_m) = Σ_j w_j K_j, `[N, M]`, with the squared distances from one
     /// GEMM: ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b.
+    ///
+    /// With graph recording off (log Z, test log-likelihoods) the elementwise work after the GEMM
+    /// is one pass per kernel instead of seven (`accumulatedKernel`), with the same operations in
+    /// the same order, so the two paths agree to the last bit (tested).
     public func kernelMatrix(_ x: Tensor) -> Tensor {
         let z = inducingPoints, w = kernelWeights
         var total: Tensor? = nil
         for j in 0..<configuration.kernelCount {
             let fx = features(j, x).phi, fz = features(j, z).phi
-            let distance = fx.square().sum(alongAxis: 1, keepingDimensions: true) + fz.square().sum(alongAxis: 1).expandingShape(at: 0)
-                - Tensor.matmul(fx, fz, transposeB: true) * 2
-            let kj = (distance / (bandwidth(j) * -2)).exp() * w.select(j, alongAxis: 0)
+            let xNorms = fx.square().sum(alongAxis: 1, keepingDimensions: true), zNorms = fz.square().sum(alongAxis: 1)
+            let products = Tensor.matmul(fx, fz, transposeB: true), scale = bandwidth(j) * -2, weight = w.select(j, alongAxis: 0)
+            if !GradientMode.isRecording {
+                total = Self.accumulatedKernel(total, xNorms: xNorms, zNorms: zNorms, products: products, scale: scale, weight: weight)
+                continue
+            }
+            let distance = xNorms + zNorms.expandingShape(at: 0) - products * 2
+            let kj = (distance / scale).exp() * weight
             total = total.map { $0 + kj } ?? kj
         }
         return total!
+    }
+
+    /// total + exp(((‖φ(x_n)‖² + ‖φ(z_m)‖²) − 2 φ(x_n)·φ(z_m)) / s) · w for every (n, m), in one
+    /// pass, evaluating each element exactly as the tensor expression of `kernelMatrix` does
+    /// (without `total`: the kernel term alone). A constant: for use with recording off.
+    static func accumulatedKernel(_ total: Tensor?, xNorms: Tensor, zNorms: Tensor, products: Tensor, scale: Tensor, weight: Tensor) -> Tensor {
+        let (n, m) = (products.shape[0], products.shape[1])
+        let s = scale.scalar, w = weight.scalar
+        var out = total?.scalars ?? [Double](repeating: 0, count: n * m)
+        out.withUnsafeMutableBufferPointer { out in
+            xNorms.scalars.withUnsafeBufferPointer { a in
+                zNorms.scalars.withUnsafeBufferPointer { b in
+                    products.scalars.withUnsafeBufferPointer { g in
+                        for i in 0..<n {
+                            let row = i * m, ai = a[i]
+                            if total == nil {
+                                for k in 0..<m { out[row + k] = Foundation.exp(((ai + b[k]) - g[row + k] * 2) / s) * w }
+                            } else {
+                                for k in 0..<m { out[row + k] = out[row + k] + Foundation.exp(((ai + b[k]) - g[row + k] * 2) / s) * w }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [n, m], scalars: out)
     }
 
     /// log p̃(x) with the given α `[M]`, `[N]`.

@@ -49,6 +49,22 @@ func exactDiagonalHessian(_ f: any LogDensityFunction, _ x: Tensor) -> Tensor {
         }
     }
 
+    /// With recording off the kernel matrix takes its one-pass path (`accumulatedKernel`); it
+    /// equals the tensor expression (recording on, the parameters requiring gradients) to the last
+    /// bit, for one kernel and for several, and so does log p̃.
+    @Test(arguments: [[0.0], [0.0, 0.5185, 1.0]])
+    func onePassKernelMatrixIsBitwiseTheTensorExpression(kernels: [Double]) {
+        let model = smallDKEF(dimension: 4, m: 7, hidden: 5, kernels: kernels)
+        let stream = RandomStream(seed: 4)
+        let x = stream.normal(shape: [9, 4]), alpha = stream.normal(shape: [7])
+        #expect(model.parameters.allSatisfy { $0.requiresGradient })
+        let recorded = model.kernelMatrix(x), onePass = withoutGradients { model.kernelMatrix(x) }
+        #expect(recorded.shape == onePass.shape)
+        #expect(recorded.scalars.map(\.bitPattern) == onePass.scalars.map(\.bitPattern))
+        let logDensity = model.logDensity(x, alpha: alpha), onePassLogDensity = withoutGradients { model.logDensity(x, alpha: alpha) }
+        #expect(logDensity.scalars == onePassLogDensity.scalars)
+    }
+
     /// The basis on points repeated M times gives the kernel matrix entries.
     @Test func basisOnRepeatedRowsIsTheKernelMatrix() {
         let model = smallDKEF(dimension: 2)
