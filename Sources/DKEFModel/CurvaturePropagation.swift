@@ -109,7 +109,7 @@ extension DKEF {
         let w = kernelWeights
         for j in 0..<configuration.kernelCount {
             let pass = features(j, x)
-            let fz = features(j, inducingPoints).phi                       // [M, H]
+            let fz = featuresOfInducingPoints(j)                       // [M, H]
             let h = bandwidth(j)
             // Rows against partners: diff [N, P, H], coefficients c [·, P].
             let diff: Tensor, c: Tensor

@@ -17,7 +17,12 @@ import Objectives
 /// W₂ `[H, H]`, b₂ `[H]`, W₃ `[H, H]`, b₃ `[H]`, W_s `[D, H]`; l `[K]`; u `[K]`; log₁₀ λ `[]`.
 public struct DKEF: LogDensityModel {
     public let configuration: DKEFConfiguration
-    public var parameters: [Tensor]
+    public var parameters: [Tensor] {
+        didSet { inducingFeatureCache = nil }
+    }
+    /// φ_j(Z) per kernel, kept by `frozen()`. Any change of `parameters` drops it, so it always
+    /// equals what `features(j, inducingPoints)` would compute now.
+    private var inducingFeatureCache: [Tensor]? = nil
 
     static let layerNames = ["W1", "b1", "W2", "b2", "W3", "b3", "Wskip"]
 
@@ -81,6 +86,20 @@ public struct DKEF: LogDensityModel {
     /// 10^{l_j} for kernel j, `[]`.
     func bandwidth(_ j: Int) -> Tensor { (logBandwidths.select(j, alongAxis: 0) * Foundation_log10).exp() }
 
+    /// The model with its parameters detached (constants: no gradient flows into them) and the
+    /// inducing points' features φ_j(Z) computed once, for the many evaluations of a fixed model
+    /// (finalisation's 1000 steps on log λ, validation, test metrics). Same values to the last bit
+    /// as recomputing them.
+    public func frozen() -> DKEF {
+        var model = self
+        model.parameters = parameters.map { $0.detached() }
+        model.inducingFeatureCache = (0..<configuration.kernelCount).map { model.features($0, model.inducingPoints).phi }
+        return model
+    }
+
+    /// φ_j(Z), `[M, H]`: from the cache of a frozen model, else computed.
+    func featuresOfInducingPoints(_ j: Int) -> Tensor { inducingFeatureCache?[j] ?? features(j, inducingPoints).phi }
+
     // MARK: Pieces
 
     /// The forward pass of feature net j with its intermediate values.
@@ -109,10 +128,10 @@ public struct DKEF: LogDensityModel {
     /// is one pass per kernel instead of seven (`accumulatedKernel`), with the same operations in
     /// the same order, so the two paths agree to the last bit (tested).
     public func kernelMatrix(_ x: Tensor) -> Tensor {
-        let z = inducingPoints, w = kernelWeights
+        let w = kernelWeights
         var total: Tensor? = nil
         for j in 0..<configuration.kernelCount {
-            let fx = features(j, x).phi, fz = features(j, z).phi
+            let fx = features(j, x).phi, fz = featuresOfInducingPoints(j)
             let xNorms = fx.square().sum(alongAxis: 1, keepingDimensions: true), zNorms = fz.square().sum(alongAxis: 1)
             let products = Tensor.matmul(fx, fz, transposeB: true), scale = bandwidth(j) * -2, weight = w.select(j, alongAxis: 0)
             if !GradientMode.isRecording {
@@ -205,7 +224,7 @@ public struct DKEF: LogDensityModel {
         let n = x.shape[0] / m, w = kernelWeights
         var total: Tensor? = nil
         for j in 0..<configuration.kernelCount {
-            let fx = features(j, x).phi.reshaped([n, m, -1]), fz = features(j, inducingPoints).phi
+            let fx = features(j, x).phi.reshaped([n, m, -1]), fz = featuresOfInducingPoints(j)
             let kj = ((fx - fz).square().sum(alongAxis: 2) / (bandwidth(j) * -2)).exp() * w.select(j, alongAxis: 0)
             total = total.map { $0 + kj } ?? kj
         }

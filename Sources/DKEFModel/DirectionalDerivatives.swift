@@ -122,7 +122,7 @@ extension DKEF {
                 let dphi = Tensor.matmul(sig2.expandingShape(at: 1) * da2, layer(j, 4)) + applied(u, layer(j, 6))
                 return (da1, da2, dphi)
             }
-            let fz = features(j, inducingPoints).phi                                          // [M, H]
+            let fz = featuresOfInducingPoints(j)                                          // [M, H]
             let h = bandwidth(j), wj = w.select(j, alongAxis: 0)
             let distance = pass.phi.square().sum(alongAxis: 1, keepingDimensions: true)
                 + fz.square().sum(alongAxis: 1).expandingShape(at: 0) - Tensor.matmul(pass.phi, fz, transposeB: true) * 2

@@ -89,7 +89,7 @@ public struct DKEFTrainer {
                 trainLoss.append(outcome.loss)
 
                 let value = try within("validation", iteration) {
-                    try validate(model, objective: objective, data: data, stream: stream, iteration: iteration)
+                    try validate(model.frozen(), objective: objective, data: data, stream: stream, iteration: iteration)
                 }
                 validationLoss.append(value)
                 if value < best.value { best = (value, iteration, model.parameters) }
@@ -112,8 +112,7 @@ public struct DKEFTrainer {
             }
             system = system.map { $0 + part } ?? part
         }
-        var frozen = model
-        frozen.parameters = model.parameters.map { $0.detached() }
+        let frozen = model.frozen()
         var logLambda = model.logLambda.detached().requiringGradient()
         var lambdaAdam = Adam(learningRate: settings.finalizeLearningRate)
         var finalizeLoss: [Double] = []
@@ -139,7 +138,7 @@ public struct DKEFTrainer {
 
         // 3. Evaluate.
         let evaluateStart = Date()
-        let metrics = try within("evaluate", 0) { try evaluate(model, alpha: alpha, data: data, stream: stream) }
+        let metrics = try within("evaluate", 0) { try evaluate(model.frozen(), alpha: alpha, data: data, stream: stream) }
         progress("\(label) test Fisher divergence \(format(metrics["fisher_divergence"]!)), exact SM \(format(metrics["exact_sm"]!)), log Z \(format(metrics["log_z"]!)), test LL \(format(metrics["test_log_likelihood"]!)) (true \(format(metrics["true_test_log_likelihood"]!)))")
         return Result(model: model, alpha: alpha, system: system!, metrics: metrics, trainLoss: trainLoss,
                       validationLoss: validationLoss, finalizeLoss: finalizeLoss, bestIteration: best.iteration,

@@ -278,6 +278,38 @@ extension Tensor {
 /// The forward-mode path against the straightforward autodiff formulation (the (N, M, D)
 /// expansion and reverse-over-reverse): same seed, same batch; G, b, α, the training objective
 /// and every parameter gradient equal to 1e-10 relative.
+/// A frozen model (detached parameters, φ_j(Z) computed once) gives every method's quadratic
+/// system and objective to the last bit, and a change of its parameters drops the kept features.
+@Suite struct FrozenModels {
+    @Test(arguments: Estimator.allCases)
+    func frozenEqualsRecomputedBitwise(estimator: Estimator) throws {
+        let model = smallDKEF(dimension: 3, m: 5, hidden: 4, seed: 31)
+        let frozen = model.frozen()
+        #expect(frozen.parameters.allSatisfy { !$0.requiresGradient })
+        let objective = try estimator.objective(ObjectiveSettings(sigma: 0.3))
+        let stream = RandomStream(seed: 32)
+        let x = stream.normal(shape: [6, 3])
+        let noise = objective.drawNoise(points: 6, dimension: 3, using: stream)
+        func run(_ m: DKEF) throws -> [Double] {
+            try withoutGradients {
+                let system = try QuadraticSystem.fit(objective, model: m, at: x, noise: noise, createGraph: false)
+                let alpha = system.alpha(logLambda: m.logLambda)
+                let loss = try objective.evaluate(m.density(alpha: alpha), at: x, noise: noise, createGraph: false).value
+                return system.gramSum.scalars + system.linearSum.scalars + [loss.scalar] + m.kernelMatrix(x).scalars
+            }
+        }
+        #expect(try run(frozen).map(\.bitPattern) == run(model).map(\.bitPattern))
+    }
+
+    @Test func changedParametersDropTheKeptFeatures() {
+        var frozen = smallDKEF(dimension: 2, m: 4, hidden: 3, seed: 33).frozen()
+        frozen.parameters[0] = frozen.parameters[0] + 0.5   // move the inducing points
+        let x = RandomStream(seed: 34).normal(shape: [3, 2])
+        let recomputed = (try? DKEF(frozen.configuration, parameters: frozen.parameters))!
+        #expect(withoutGradients { frozen.kernelMatrix(x) }.scalars == withoutGradients { recomputed.kernelMatrix(x) }.scalars)
+    }
+}
+
 @Suite struct OptimisedPathsAreExact {
     func relative(_ a: Tensor, _ b: Tensor) -> Double {
         maxAbs(a, b) / max(b.scalars.map(abs).max() ?? 0, 1e-300)
