@@ -34,6 +34,29 @@ extension Tensor {
         unary({ Swift.max($0, 0) + Foundation.log1p(Foundation.exp(-Swift.abs($0))) }) { g, x, _ in g * x.sigmoid() }
     }
 
+    /// softplus(x) and σ(x) together, from one e = exp(−|x|) per element:
+    /// softplus = max(x, 0) + ln(1 + e), σ = 1/(1 + e) for x ≥ 0 and e/(1 + e) for x < 0 — the
+    /// very expressions of `softplus()` and `sigmoid()`, so the values agree to the last bit. Both
+    /// are differentiable: σ's pullback is `sigmoid()`'s, softplus's is ȳ ⊙ σ with this σ (the
+    /// graph node of `sigmoid()`'s rule, so higher derivatives are unchanged).
+    public func softplusAndSigmoid() -> (softplus: Tensor, sigmoid: Tensor) {
+        var softplusValues = [Double](repeating: 0, count: count), sigmoidValues = [Double](repeating: 0, count: count)
+        scalars.withUnsafeBufferPointer { x in
+            softplusValues.withUnsafeMutableBufferPointer { sp in
+                sigmoidValues.withUnsafeMutableBufferPointer { sg in
+                    for i in 0..<x.count {
+                        let v = x[i], e = Foundation.exp(-Swift.abs(v))
+                        sp[i] = Swift.max(v, 0) + Foundation.log1p(e)
+                        sg[i] = v >= 0 ? 1 / (1 + e) : e / (1 + e)
+                    }
+                }
+            }
+        }
+        let sigmoid = Tensor.record(shape: shape, scalars: sigmoidValues, inputs: [self]) { g, y, _ in [g * y * (1 - y)] }
+        let softplus = Tensor.record(shape: shape, scalars: softplusValues, inputs: [self]) { g, _, _ in [g * sigmoid] }
+        return (softplus, sigmoid)
+    }
+
     /// σ(x) = 1 / (1 + e^{−x}); x̄ = y (1 − y) ⊙ ȳ.
     public func sigmoid() -> Tensor {
         unary({ $0 >= 0 ? 1 / (1 + Foundation.exp(-$0)) : Foundation.exp($0) / (1 + Foundation.exp($0)) }) { g, _, y in

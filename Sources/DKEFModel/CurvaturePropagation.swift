@@ -167,11 +167,11 @@ extension DKEF {
         var gUp = gPhi, cUp = cPhi
         let gSkip = Tensor.matmul(gUp, layer(j, 6), transposeB: true)
         let cSkip = cUp.throughLinear(layer(j, 6))
-        for (weight, preActivation) in [(layer(j, 4), pass.a2), (layer(j, 2), pass.a1)] {
+        for (weight, slope) in [(layer(j, 4), pass.sigma2), (layer(j, 2), pass.sigma1)] {
             let gS = Tensor.matmul(gUp, weight, transposeB: true)
             let cS = cUp.throughLinear(weight)
             // With a partner axis ([N, M, H]) the forward values broadcast over it.
-            let sigma = gS.rank == 3 ? preActivation.sigmoid().expandingShape(at: 1) : preActivation.sigmoid()
+            let sigma = gS.rank == 3 ? slope.expandingShape(at: 1) : slope
             gUp = sigma * gS
             cUp = cS.throughNode(slope: sigma, bend: sigma * (1 - sigma), gradient: gS, noise: noise)
         }

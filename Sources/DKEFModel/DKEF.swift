@@ -93,7 +93,7 @@ public struct DKEF: LogDensityModel {
     public func frozen() -> DKEF {
         var model = self
         model.parameters = parameters.map { $0.detached() }
-        model.inducingFeatureCache = (0..<configuration.kernelCount).map { model.features($0, model.inducingPoints).phi }
+        model.inducingFeatureCache = (0..<configuration.kernelCount).map { model.featureValues($0, model.inducingPoints) }
         return model
     }
 
@@ -102,18 +102,27 @@ public struct DKEF: LogDensityModel {
 
     // MARK: Pieces
 
-    /// The forward pass of feature net j with its intermediate values.
+    /// The forward pass of feature net j with its intermediate values; σ₁ = σ(a₁), σ₂ = σ(a₂) are
+    /// the activations' slopes (softplus′ = σ), computed with them from the same exponentials.
     struct FeaturePass {
-        var a1: Tensor, s1: Tensor, a2: Tensor, s2: Tensor, phi: Tensor
+        var a1: Tensor, s1: Tensor, sigma1: Tensor, a2: Tensor, s2: Tensor, sigma2: Tensor, phi: Tensor
     }
 
     func features(_ j: Int, _ x: Tensor) -> FeaturePass {
         let a1 = Tensor.matmul(x, layer(j, 0)) + layer(j, 1)
-        let s1 = a1.softplus()
+        let (s1, sigma1) = a1.softplusAndSigmoid()
         let a2 = Tensor.matmul(s1, layer(j, 2)) + layer(j, 3)
-        let s2 = a2.softplus()
+        let (s2, sigma2) = a2.softplusAndSigmoid()
         let phi = Tensor.matmul(s2, layer(j, 4)) + layer(j, 5) + Tensor.matmul(x, layer(j, 6))
-        return FeaturePass(a1: a1, s1: s1, a2: a2, s2: s2, phi: phi)
+        return FeaturePass(a1: a1, s1: s1, sigma1: sigma1, a2: a2, s2: s2, sigma2: sigma2, phi: phi)
+    }
+
+    /// φ_j(x) alone, `[N, H]`: the forward pass without the slopes σ₁, σ₂, for evaluations that
+    /// need no derivatives (the same operations on the values as `features`).
+    func featureValues(_ j: Int, _ x: Tensor) -> Tensor {
+        let s1 = (Tensor.matmul(x, layer(j, 0)) + layer(j, 1)).softplus()
+        let s2 = (Tensor.matmul(s1, layer(j, 2)) + layer(j, 3)).softplus()
+        return Tensor.matmul(s2, layer(j, 4)) + layer(j, 5) + Tensor.matmul(x, layer(j, 6))
     }
 
     /// log q₀(x) = −‖x‖² / (2σ₀²), `[N]`.
@@ -131,7 +140,7 @@ public struct DKEF: LogDensityModel {
         let w = kernelWeights
         var total: Tensor? = nil
         for j in 0..<configuration.kernelCount {
-            let fx = features(j, x).phi, fz = featuresOfInducingPoints(j)
+            let fx = GradientMode.isRecording ? features(j, x).phi : featureValues(j, x), fz = featuresOfInducingPoints(j)
             let xNorms = fx.square().sum(alongAxis: 1, keepingDimensions: true), zNorms = fz.square().sum(alongAxis: 1)
             let products = Tensor.matmul(fx, fz, transposeB: true), scale = bandwidth(j) * -2, weight = w.select(j, alongAxis: 0)
             if !GradientMode.isRecording {

@@ -107,7 +107,7 @@ extension DKEF {
         var secondSum: Tensor? = nil
         for j in 0..<configuration.kernelCount {
             let pass = features(j, x)
-            let sig1 = pass.a1.sigmoid(), sig2 = pass.a2.sigmoid()
+            let sig1 = pass.sigma1, sig2 = pass.sigma2
             /// u·W for every direction, `[N, R, out]`.
             func applied(_ u: DirectionalForm.Directions, _ weight: Tensor) -> Tensor {
                 switch u {

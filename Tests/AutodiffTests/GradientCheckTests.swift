@@ -66,6 +66,7 @@ let opCases: [OpCase] = {
         .unary("exp") { $0.exp() },
         .unary("log", positive: true) { $0.log() },
         .unary("softplus") { $0.softplus() },
+        .unary("softplus and sigmoid from one exp") { let (s, g) = $0.softplusAndSigmoid(); return s * 2 + g.square() },
         .unary("sigmoid") { $0.sigmoid() },
         .unary("tanh") { $0.tanh() },
         .unary("square") { $0.square() },

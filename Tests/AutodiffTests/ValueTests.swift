@@ -145,3 +145,16 @@ import Testing
         #expect(fused.scalars.map(\.bitPattern) == expected.map(\.bitPattern), "on \(sa) and \(sb)")
     }
 }
+
+/// softplus and σ from one exponential equal `softplus()` and `sigmoid()` to the last bit, at
+/// both signs, ±0, large |x|; NaN stays NaN (its sign bit, which no result reads, may differ).
+@Test func sharedExponentialSoftplusAndSigmoidAreBitwiseTheSeparateOnes() {
+    var rng = SplitMix(seed: 7)
+    let values = Tensor.random([200], in: -40...40, using: &rng).scalars + [0, -0.0, 1e-300, -1e-300, 745, -745, 800, -800, .nan]
+    let x = Tensor(values)
+    let (softplus, sigmoid) = x.softplusAndSigmoid()
+    func bits(_ t: Tensor) -> [UInt64] { t.scalars.map { $0.isNaN ? Double.nan.bitPattern : $0.bitPattern } }
+    #expect(bits(softplus) == bits(x.softplus()))
+    #expect(bits(sigmoid) == bits(x.sigmoid()))
+    #expect(softplus.scalars.last!.isNaN && sigmoid.scalars.last!.isNaN)
+}

@@ -43,13 +43,16 @@ func folder() -> String {
             ("quick:\n  quick: {}", "key 'quick.quick': unknown key"),
             ("dims: [3", "not valid YAML"),
         ]
-        for (text, expected) in cases {
-            do {
-                _ = try ExperimentConfig.parse(text, file: "bad.yml", quick: true)
-                Issue.record("accepted: \(text)")
-            } catch {
-                #expect("\(error)".contains("bad.yml") && "\(error)".contains(expected), "\(text) → \(error)")
-            }
+        for (text, expected) in cases { expectRefused(text, quick: true, saying: expected) }
+    }
+
+    /// Parsing `text` as bad.yml fails with a message naming the file and containing `expected`.
+    func expectRefused(_ text: String, quick: Bool, saying expected: String) {
+        do {
+            _ = try ExperimentConfig.parse(text, file: "bad.yml", quick: quick)
+            Issue.record("accepted (quick: \(quick)): \(text)")
+        } catch {
+            #expect("\(error)".contains("bad.yml") && "\(error)".contains(expected), "\(text) → \(error)")
         }
     }
 
@@ -66,14 +69,7 @@ func folder() -> String {
             ("protocol:\n  learning_rate: .inf\n", false, "key 'protocol.learning_rate': expected a finite number"),
             ("quick: [1]\n", false, "key 'quick': must be a mapping"),
         ]
-        for (text, quick, expected) in cases {
-            do {
-                _ = try ExperimentConfig.parse(text, file: "bad.yml", quick: quick)
-                Issue.record("accepted (quick: \(quick)): \(text)")
-            } catch {
-                #expect("\(error)".contains("bad.yml") && "\(error)".contains(expected), "\(text) → \(error)")
-            }
-        }
+        for (text, quick, expected) in cases { expectRefused(text, quick: quick, saying: expected) }
     }
 
     /// A default config that is not there says the command runs from the repository root; a
