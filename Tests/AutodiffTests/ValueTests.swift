@@ -158,3 +158,19 @@ import Testing
     #expect(bits(sigmoid) == bits(x.sigmoid()))
     #expect(softplus.scalars.last!.isNaN && sigmoid.scalars.last!.isNaN)
 }
+
+/// The fused update's pullback for c, computed in one pass when no graph is recorded, equals
+/// its tensor form (recorded) to the last bit, at c > 0, c = 0, −0 and c < 0.
+@Test func fusedRootPullbackIsBitwiseItsTensorForm() {
+    var rng = SplitMix(seed: 8)
+    let shape = [3, 4, 5]
+    let a = Tensor.random(shape, using: &rng), b = Tensor.random([3, 4, 1], using: &rng), v = Tensor.random(shape, using: &rng)
+    var cs = Tensor.random(shape, using: &rng).scalars
+    cs[0] = 0; cs[1] = -0.0; cs[2] = -0.5
+    let c = Tensor(shape: shape, scalars: cs).requiringGradient()
+    let weights = Tensor.random(shape, using: &rng)
+    let y = (Tensor.productPlusRootOfPositivePart(a, b, root: c, times: v) * weights).sum()
+    let oneRecorded = gradient(of: y, with: c, createGraph: true)      // pullbacks record: tensor form
+    let onePass = gradient(of: y, with: c, createGraph: false)         // recording off: one pass
+    #expect(oneRecorded.scalars.map(\.bitPattern) == onePass.scalars.map(\.bitPattern))
+}
