@@ -13,13 +13,19 @@ extension Tensor {
         let value = makeBuffer(keptShape.reduce(1, *)) { out in
             out.initialize(repeating: 0)
             scalars.withUnsafeBufferPointer { x in
+                guard let po = out.baseAddress, let px = x.baseAddress else { return }
                 forEachRow(shape: shape, inStrides, outStrides, outStrides) { i, o, _ in
                     if innerOut == 0 {
+                        // Along the row: one running sum, in order (no reassociation).
                         var s = 0.0
-                        for j in 0..<inner { s += x[i + j] }
-                        out[o] += s
+                        for j in 0..<inner { s += px[i + j] }
+                        po[o] += s
                     } else {
-                        for j in 0..<inner { out[o + j] += x[i + j] }
+                        // Across rows: each output element adds this row's element, in row order;
+                        // the elements are independent, so the loop vectorises without reordering
+                        // any sum.
+                        let (row, target) = (px + i, po + o)
+                        for j in 0..<inner { target[j] += row[j] }
                     }
                 }
             }

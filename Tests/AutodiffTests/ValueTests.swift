@@ -174,3 +174,18 @@ import Testing
     let onePass = gradient(of: y, with: c, createGraph: false)         // recording off: one pass
     #expect(oneRecorded.scalars.map(\.bitPattern) == onePass.scalars.map(\.bitPattern))
 }
+
+/// Sums over leading axes add whole rows into the output in row order: each output element is
+/// the running sum of its inputs in row-major order, to the last bit.
+@Test func sumsAcrossRowsAreRunningSumsInRowOrder() {
+    var rng = SplitMix(seed: 9)
+    let x = Tensor.random([3, 4, 5], using: &rng)
+    let sum = x.sum(alongAxes: [0, 1])
+    var expected = [Double](repeating: 0, count: 5)
+    for i in 0..<3 { for j in 0..<4 { for k in 0..<5 { expected[k] += x.scalars[(i * 4 + j) * 5 + k] } } }
+    #expect(sum.scalars.map(\.bitPattern) == expected.map(\.bitPattern))
+    let middle = x.sum(alongAxis: 1)
+    var expectedMiddle = [Double](repeating: 0, count: 15)
+    for i in 0..<3 { for j in 0..<4 { for k in 0..<5 { expectedMiddle[i * 5 + k] += x.scalars[(i * 4 + j) * 5 + k] } } }
+    #expect(middle.scalars.map(\.bitPattern) == expectedMiddle.map(\.bitPattern))
+}
