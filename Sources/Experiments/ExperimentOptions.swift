@@ -99,9 +99,7 @@ extension ExperimentOptions {
         let cells = try config.cells
         try OutputCheck.check(out, replacing: fresh)
         for d in Set(config.dims) {
-            try MemoryCheck.require(config.protocolSettings.minimumMemoryBytes(dimension: d, hiddenWidth: config.model.hiddenWidth,
-                                                                                kernels: config.model.logBandwidths.count),
-                                    for: "a cell at D = \(d)")
+            try MemoryCheck.require(config.protocolSettings.minimumMemoryBytes(for: config.dkefConfiguration(dimension: d)), for: "a cell at D = \(d)")
         }
         // Before the file records this process's provenance (its blas_threads).
         Workers.configureBLASThreads(jobs: jobs)

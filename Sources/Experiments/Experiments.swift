@@ -116,11 +116,7 @@ public struct CellRecord {
             let cells = try root.group("cells")
             return try cells.childNames().map { name in
                 let g = try cells.group(name)
-                var values: [String: Double] = [:]
-                for child in try g.childNames() where g.kind(of: child) == .dataset {
-                    let (shape, v) = try g.readDoubles(child)
-                    if shape.isEmpty, let value = v.first { values[child] = value }
-                }
+                let values = try g.scalarDatasets()
                 let sigma = (try? g.attribute("sigma"))?.doubleValue
                 return CellRecord(name: name, method: try g.attribute("method").stringValue ?? "?",
                                   dimension: try g.attribute("dimension").intValue ?? 0, sigma: sigma,
@@ -135,15 +131,20 @@ extension CellRecord {
     /// The scalar metrics of a single-run file (train-dkef's `/metrics`).
     public static func singleRunMetrics(in path: String) throws -> [String: Double] {
         try ResultsFile.read(at: path) { root in
-            guard root.contains("metrics") else { return [:] }
-            let metrics = try root.group("metrics")
-            var values: [String: Double] = [:]
-            for name in try metrics.childNames() where metrics.kind(of: name) == .dataset {
-                let (shape, v) = try metrics.readDoubles(name)
-                if shape.isEmpty, let value = v.first { values[name] = value }
-            }
-            return values
+            root.contains("metrics") ? try root.group("metrics").scalarDatasets() : [:]
         }
+    }
+}
+
+extension ResultsGroup {
+    /// The group's scalar (rank-0) datasets by name: a cell's or a run's metrics.
+    func scalarDatasets() throws -> [String: Double] {
+        var values: [String: Double] = [:]
+        for name in try childNames() where kind(of: name) == .dataset {
+            let (shape, v) = try readDoubles(name)
+            if shape.isEmpty, let value = v.first { values[name] = value }
+        }
+        return values
     }
 }
 

@@ -1,3 +1,5 @@
+import DKEFModel
+
 /// The hyperparameters of the authors' `HighDim` DKEF experiment (runners/dkef_runner.py with
 /// configs/dkef_perf/*), one place for their defaults.
 public struct ProtocolSettings: Sendable, Equatable, Codable {
@@ -34,7 +36,8 @@ public struct ProtocolSettings: Sendable, Equatable, Codable {
     /// coordinates E `[test, D, 1 + H]` (`DKEF.KernelDirectionalDerivatives`). Measured peaks are
     /// above it (one SSM run with --epochs 0: 1.35 GiB at D = 1000, 2.42 GiB at D = 2000, against
     /// bounds of 0.46 and 0.92 GiB), so a run it refuses could not have finished.
-    public func minimumMemoryBytes(dimension d: Int, hiddenWidth h: Int, kernels k: Int) -> Double {
+    public func minimumMemoryBytes(for configuration: DKEFConfiguration) -> Double {
+        let (d, h, k) = (configuration.dimension, configuration.hiddenWidth, configuration.kernelCount)
         let data = Double(trainCount + validationCount + testCount) * Double(d)
         let testTangents = Double(testCount) * Double(d) * Double(1 + h) * Double(k)
         return 8 * (data + testTangents)

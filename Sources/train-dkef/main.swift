@@ -79,9 +79,7 @@ struct TrainDKEF: ParsableCommand {
 
     func run() throws {
         // Everything the run needs is checked before the first second of compute.
-        try MemoryCheck.require(settings.minimumMemoryBytes(dimension: dimension, hiddenWidth: dkefConfiguration.hiddenWidth,
-                                                            kernels: dkefConfiguration.kernelCount),
-                                for: "train-dkef at D = \(dimension)")
+        try MemoryCheck.require(settings.minimumMemoryBytes(for: dkefConfiguration), for: "train-dkef at D = \(dimension)")
         try OutputCheck.check(out, replacing: fresh)
         if FileManager.default.fileExists(atPath: out) && !fresh {
             let holds = (try? ResultsGrid.experiment(of: out)).map { "\($0) results" } ?? "a results file"
