@@ -56,8 +56,9 @@ public struct QuadraticSystem {
     ///
     /// For objectives with a `DirectionalForm` (SM, SSM, SSM-VR, DSM) the basis terms come from
     /// DKEF's forward-mode directional derivatives, once per point for all M basis functions; for
-    /// CP and Approx BP from their special backward pass with an M axis after one forward pass per
-    /// point. With `expanded: true` they come from the objective's terms on `DKEF.Basis` with each
+    /// CP from its special backward pass with an M axis after one forward pass per point; for
+    /// Approx BP from the exact scores in forward mode and its trace as one GEMM per kernel
+    /// (`approximateBackpropagationTraces`). With `expanded: true` they come from the objective's terms on `DKEF.Basis` with each
     /// point repeated M times (the authors' formulation). Both give the same numbers (tested to
     /// 1e-10; for CP with the same draws).
     /// - Parameter createGraph: keep G and b differentiable in θ (training).
@@ -77,8 +78,7 @@ public struct QuadraticSystem {
             } else if !expanded, let method = objective.diagonalHessianMethod(noise: noise) {
                 // ½‖∇k_m‖² + Σ diag-estimate: residual ∇k_m, linear Σ over D of the estimate.
                 (basis, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
-                    let (scores, diagonals) = model.basisScoresAndDiagonalHessians(at: x.detached(), method: method)
-                    return (.dense(scores), diagonals.sum(alongAxis: 2))
+                    model.basisResidualsAndTraces(at: x.detached(), method: method)
                 }
             } else {
                 let repeated = withoutGradients { x.detached().expandingShape(at: 1).expanded(to: [n, m, x.shape[1]]).reshaped([n * m, -1]) }

@@ -40,6 +40,15 @@ public protocol DiagonalHessianEstimating: LogDensityFunction {
     /// The exact score ∇ₓ log p̃ and an estimate of diag ∇ₓ² log p̃, both `[N, D]`, written with
     /// differentiable operations (parameter gradients flow through both).
     func scoreAndDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor)
+    /// The trace estimate Σ_d of the diagonal estimate, `[N]`: what the trace estimators use. A
+    /// model may compute it without the diagonal (the default sums `scoreAndDiagonalHessian`).
+    func traceOfDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> Tensor
+}
+
+extension DiagonalHessianEstimating {
+    public func traceOfDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> Tensor {
+        scoreAndDiagonalHessian(at: x, method: method).diagonal.sum(alongAxis: 1)
+    }
 }
 
 /// The model score s(x) = ∇ₓ log p̃(x) per row, `[N, D]`, kept in the graph so that it can be

@@ -80,7 +80,7 @@ public struct ApproximateBackpropagationTrace: TraceEstimator {
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {
         guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.approxBP.rawValue) }
-        return layered.scoreAndDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!).diagonal.sum(alongAxis: 1)
+        return layered.traceOfDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!)
     }
 }
 
@@ -101,6 +101,6 @@ public struct CurvaturePropagationTrace: TraceEstimator {
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {
         guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.cp.rawValue) }
-        return layered.scoreAndDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!).diagonal.sum(alongAxis: 1)
+        return layered.traceOfDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!)
     }
 }

@@ -332,8 +332,10 @@ extension Tensor {
             let system = try QuadraticSystem.fit(objective, model: model, at: xt, noise: noiseT, createGraph: true, expanded: !fast)
             let alpha = system.alpha(logLambda: model.logLambda)
             let density = model.density(alpha: alpha)
-            // CP and Approx BP need the layered density in both; their fast path is in the fit.
-            let f: any LogDensityFunction = fast || estimator.needsLayeredModel ? density : LogDensityClosure { density.logDensity($0) }
+            // CP and Approx BP need the layered density in both: the slow side sums the diagonal
+            // of their backward pass with an N × M × H state (`propagate`).
+            let f: any LogDensityFunction = fast ? density
+                : estimator.needsLayeredModel ? DiagonalSumOracle(density: density) as any LogDensityFunction : LogDensityClosure { density.logDensity($0) }
             let loss = try objective.evaluate(f, at: xv, noise: noiseV).value
             return (system, alpha, loss, gradients(of: loss, with: model.parameters))
         }
@@ -350,6 +352,23 @@ extension Tensor {
             #expect(maxAbs(a, b) / scale < 1e-10, "\(estimator) parameter \(k): \(maxAbs(a, b) / scale)")
         }
         for j in 0..<3 { #expect(sg[1 + 7 * j + 5].scalars.map(abs).max()! / scale < 1e-12) }
+    }
+
+    /// Approx BP's traces by one GEMM per kernel against Σ_d of the diagonal its backward pass
+    /// carries, per basis function (the M-axis pass) and for the density (the pass summed at φ).
+    @Test(arguments: [[3, 4], [40, 2], [7, 30]])
+    func approximateTracesEqualTheBackwardPass(shape: [Int]) {
+        let d = shape[0]
+        let model = smallDKEF(dimension: d, m: 5, hidden: shape[1], seed: 25)
+        let stream = RandomStream(seed: 26)
+        let x = stream.normal(shape: [6, d]) * 1.5, alpha = stream.normal(shape: [5])
+        let fast = model.approximateBackpropagationTraces(at: x)
+        let slow = model.basisScoresAndDiagonalHessians(at: x, method: .approximateBackpropagation).diagonals.sum(alongAxis: 2)
+        #expect(fast.shape == [6, 5] && relative(fast, slow) < 1e-12, "\(relative(fast, slow))")
+        let density = model.density(alpha: alpha)
+        let trace = density.traceOfDiagonalHessian(at: x, method: .approximateBackpropagation)
+        let oracle = DiagonalSumOracle(density: density).traceOfDiagonalHessian(at: x, method: .approximateBackpropagation)
+        #expect(relative(trace, oracle) < 1e-12, "\(relative(trace, oracle))")
     }
 
     /// Density and base directional derivatives against reverse mode: given directions (distinct,
@@ -382,5 +401,15 @@ extension Tensor {
                 #expect(relative(viaGram, direct) < 1e-12)
             }
         }
+    }
+}
+
+/// A layered density with the protocol's default trace (Σ_d of `scoreAndDiagonalHessian`'s
+/// diagonal): the oracle for a model's own `traceOfDiagonalHessian`.
+struct DiagonalSumOracle: DiagonalHessianEstimating {
+    let density: DKEF.Density
+    func logDensity(_ x: Tensor) -> Tensor { density.logDensity(x) }
+    func scoreAndDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
+        density.scoreAndDiagonalHessian(at: x, method: method)
     }
 }

@@ -1,0 +1,93 @@
+import Autodiff
+import Objectives
+
+/// Approximate backpropagation's trace estimate without a tensor of size N × M × H.
+///
+/// Approx BP's rules are linear in the pair (g, h) it carries back (`DKEF.Curvature`), so for one
+/// point the trace estimate Σ_d h_x,d is a linear functional of the pair at φ = φ_j(x):
+///
+///     Σ_d h_x,d = a · g_φ + b · h_φ,
+///
+/// with per-point vectors a, b `[H]` from one sweep through the net (weights `[in, out]`,
+/// squares elementwise, colsq(W)_o = Σ_i W_io²):
+///
+///     u₁ = σ₁(1 − σ₁) ⊙ colsq(W₁),   v₁ = σ₁² ⊙ colsq(W₁),
+///     p = u₁W₂,  q = v₁(W₂∘W₂),      u₂ = σ₂ ⊙ p + σ₂(1 − σ₂) ⊙ q,   v₂ = σ₂² ⊙ q,
+///     a = u₂W₃,  b = v₂(W₃∘W₃) + colsq(W_s).
+///
+/// For basis function m the pair at φ is g_φ = −(κ/ℓ) δ and h_φ = (κ/ℓ²) δ∘δ − κ/ℓ, with
+/// δ = φ − φ(z_m), κ = w_j k_j(x, z_m) and ℓ the bandwidth (the exp node gives g = h = κ at the
+/// distance node). Expanding δ, the bracket of
+///
+///     Σ_d h_x,d = κ [ −(a·δ)/ℓ + (b·δ∘δ)/ℓ² − Σb/ℓ ]
+///
+/// is X Yᵀ with X = [−(a·φ)/ℓ + (b·φ∘φ)/ℓ² − Σb/ℓ, a/ℓ − 2 b∘φ/ℓ², b/ℓ²] `[N, 1+2H]` and
+/// Y = [1, φ(Z), φ(Z)∘φ(Z)] `[M, 1+2H]`: one GEMM per kernel instead of pushing an N × M × H
+/// pair through the net. The same numbers as `propagate` up to rounding (tested to 1e-10).
+extension DKEF {
+    /// Approx BP's estimate of tr ∇ₓ² of every basis function Σ_j w_j k_j(·, z_m) at every point,
+    /// `[N, M]` (no α, no q₀). Differentiable in θ.
+    public func approximateBackpropagationTraces(at x: Tensor) -> Tensor {
+        let w = kernelWeights
+        var total: Tensor? = nil
+        for j in 0..<configuration.kernelCount {
+            let pass = features(j, x)
+            let fz = featuresOfInducingPoints(j)                                              // [M, H]
+            let l = bandwidth(j)
+            let distance = pass.phi.square().sum(alongAxis: 1, keepingDimensions: true)
+                + fz.square().sum(alongAxis: 1).expandingShape(at: 0) - Tensor.matmul(pass.phi, fz, transposeB: true) * 2
+            let kappa = (distance / (l * -2)).exp() * w.select(j, alongAxis: 0)                // w_j k_j, [N, M]
+            let (a, b) = traceFunctionals(j, pass)
+            let phi = pass.phi
+            let row = (a * phi).sum(alongAxis: 1, keepingDimensions: true) / (-l)
+                + (b * phi.square()).sum(alongAxis: 1, keepingDimensions: true) / l.square()
+                - b.sum(alongAxis: 1, keepingDimensions: true) / l
+            let left = Tensor.concatenate([row, a / l - b * phi * 2 / l.square(), b / l.square()], alongAxis: 1)
+            let right = Tensor.concatenate([Tensor.ones([fz.shape[0], 1]), fz, fz.square()], alongAxis: 1)
+            let term = kappa * Tensor.matmul(left, right, transposeB: true)
+            total = total.map { $0 + term } ?? term
+        }
+        return total!
+    }
+
+    /// The vectors (a, b), each `[N, H]`, with Σ_d h_x,d = a·g_φ + b·h_φ for Approx BP through
+    /// feature net j at the points of `pass` (see above).
+    func traceFunctionals(_ j: Int, _ pass: FeaturePass) -> (a: Tensor, b: Tensor) {
+        let (w1, w2, w3, ws) = (layer(j, 0), layer(j, 2), layer(j, 4), layer(j, 6))
+        let (s1, s2) = (pass.sigma1, pass.sigma2)
+        let c1 = w1.square().sum(alongAxis: 0)                                                  // [H]
+        let u1 = s1 * (1 - s1) * c1, v1 = s1.square() * c1
+        let p = Tensor.matmul(u1, w2), q = Tensor.matmul(v1, w2.square())
+        let u2 = s2 * p + s2 * (1 - s2) * q, v2 = s2.square() * q
+        return (Tensor.matmul(u2, w3), Tensor.matmul(v2, w3.square()) + ws.square().sum(alongAxis: 0))
+    }
+
+    /// The basis terms of the methods with a special backward pass, for `QuadraticSystem.fit`:
+    /// the residuals ∇ₓ k_m(xₙ) and the trace estimates `[N, M]`. Approx BP: the factored exact
+    /// scores (forward mode along the coordinates) and `approximateBackpropagationTraces`; CP: its
+    /// backward pass with an M axis (`basisScoresAndDiagonalHessians`).
+    func basisResidualsAndTraces(at x: Tensor, method: DiagonalHessianMethod) -> (BasisResidual, Tensor) {
+        switch method {
+        case .approximateBackpropagation:
+            return (.factored(kernelDirectionalDerivatives(at: x, first: .coordinates, second: nil)),
+                    approximateBackpropagationTraces(at: x))
+        case .curvaturePropagation:
+            let (scores, diagonals) = basisScoresAndDiagonalHessians(at: x, method: method)
+            return (.dense(scores), diagonals.sum(alongAxis: 2))
+        }
+    }
+}
+
+extension DKEF.Density {
+    /// Σ_d of the diagonal estimate, `[N]`. Approx BP: q₀'s exact −D/σ₀² plus the basis traces
+    /// contracted with α (its rules are linear, so this is the sum over inducing points that
+    /// `propagate` takes at φ); CP: from `scoreAndDiagonalHessian`.
+    public func traceOfDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> Tensor {
+        guard case .approximateBackpropagation = method else {
+            return scoreAndDiagonalHessian(at: x, method: method).diagonal.sum(alongAxis: 1)
+        }
+        let s2 = model.configuration.baseSigma * model.configuration.baseSigma
+        let traces = model.approximateBackpropagationTraces(at: x)
+        return Tensor.matmul(traces, alpha.reshaped([-1, 1])).reshaped([-1]) - Double(x.shape[1]) / s2
+    }
+}
