@@ -32,6 +32,9 @@ extension DKEF {
         /// Each row against each inducing point separately: the M outputs k(x, z_m), propagated
         /// with an M axis (`[N, M, ·]`) after one forward pass per point.
         case each
+
+        var isPaired: Bool { if case .paired = self { true } else { false } }
+        var isEach: Bool { if case .each = self { true } else { false } }
     }
 
     /// The second channel of the backward pass.
@@ -112,6 +115,23 @@ extension DKEF {
             let fz = featuresOfInducingPoints(j)                       // [M, H]
             let h = bandwidth(j)
             // Rows against partners: diff [N, P, H], coefficients c [·, P].
+            if !GradientMode.isRecording, let noise, !partners.isPaired {
+                // The same numbers in one pass (no graph to record).
+                let c: Tensor
+                if case let .all(alpha) = partners { c = alpha * w.select(j, alongAxis: 0) } else { c = w.select(j, alongAxis: 0) }
+                let summed = !partners.isEach
+                let node = CurvaturePropagationKernels.distanceNode(phi: pass.phi, inducing: fz, coefficients: c, bandwidth: h,
+                                                                    noise: noise, summed: summed)
+                let (gx, cx) = featureNetBackward(j, pass, gradient: node.gradient,
+                                                  curvature: .propagated(real: node.real, imaginary: node.imaginary), noise: noise)
+                if summed {
+                    g = g + gx
+                    curvature = curvature + cx
+                } else {
+                    perPartner = perPartner.map { ($0.0 + gx, $0.1 + cx) } ?? (gx, cx)
+                }
+                continue
+            }
             let diff: Tensor, c: Tensor
             switch partners {
             case let .all(alpha):
@@ -170,6 +190,12 @@ extension DKEF {
         for (weight, slope) in [(layer(j, 4), pass.sigma2), (layer(j, 2), pass.sigma1)] {
             let gS = Tensor.matmul(gUp, weight, transposeB: true)
             let cS = cUp.throughLinear(weight)
+            if !GradientMode.isRecording, let noise, case let .propagated(r, i) = cS {
+                let node = CurvaturePropagationKernels.softplusNode(slope: slope, gradient: gS, real: r, imaginary: i, noise: noise)
+                gUp = node.gradient
+                cUp = .propagated(real: node.real, imaginary: node.imaginary)
+                continue
+            }
             // With a partner axis ([N, M, H]) the forward values broadcast over it.
             let sigma = gS.rank == 3 ? slope.expandingShape(at: 1) : slope
             gUp = sigma * gS

@@ -50,6 +50,13 @@ public final class RandomStream {
         }
         return Tensor(shape: shape, scalars: values)
     }
+    /// `count` Rademacher signs packed 32 to a word: the same draws, from the same positions of
+    /// the stream, as `rademacher(shape:)` of that many elements (sign i is bit i % 32 of word
+    /// i / 32; a set bit is +1), for kernels that read the signs without a tensor of them.
+    public func rademacherBits(count: Int) -> [UInt32] {
+        (0..<(count + 31) / 32).map { _ in UInt32(truncatingIfNeeded: gsl_rng_get(pointer)) }
+    }
+
     /// A tensor of i.i.d. draws uniform on [low, high).
     public func uniform(shape: [Int], in range: Range<Double> = 0..<1) -> Tensor {
         draw(shape) { range.lowerBound + (range.upperBound - range.lowerBound) * $0.uniform() }

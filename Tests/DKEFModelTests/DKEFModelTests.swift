@@ -371,6 +371,30 @@ extension Tensor {
         #expect(relative(trace, oracle) < 1e-12, "\(relative(trace, oracle))")
     }
 
+    /// CP's one-pass stages (evaluations without a graph) against its tensor form (recording on),
+    /// bit for bit: scores and diagonal estimates per basis function (`.each`) and for the
+    /// density (`.all`, q₀ included), with the same stream; and the stream is left in the same
+    /// state. Also with the real width H = 30 and M = 23 partners (N·M·H not a multiple of 32).
+    @Test(arguments: [[3, 4, 5], [40, 2, 5], [7, 30, 23]])
+    func curvaturePropagationKernelsAreBitwise(shape: [Int]) {
+        let (d, m) = (shape[0], shape[2])
+        let model = smallDKEF(dimension: d, m: m, hidden: shape[1], seed: 41)
+        let stream = RandomStream(seed: 42)
+        let x = stream.normal(shape: [7, d]) * 1.5, alpha = stream.normal(shape: [m])
+        for (partners, base) in [(DKEF.Partners.all(alpha: alpha), true), (.each, false)] {
+            func run(recording: Bool) -> [UInt64] {
+                let noise = RandomStream(seed: 43)
+                let (s, diagonal) = GradientMode.$isRecording.withValue(recording) {
+                    model.propagate(x, partners: partners, includeBase: base, method: .curvaturePropagation(noise))
+                }
+                return (s.scalars + diagonal.scalars + [noise.uniform()]).map(\.bitPattern)
+            }
+            let (slow, fast) = (run(recording: true), run(recording: false))
+            let differing = zip(slow, fast).filter { $0 != $1 }.count
+            #expect(slow.count == fast.count && differing == 0, "\(partners): \(differing) of \(slow.count) differ")
+        }
+    }
+
     /// Density and base directional derivatives against reverse mode: given directions (distinct,
     /// shared), coordinates, and a mix; the sum of second derivatives by both of its routes.
     @Test func directionalDerivativesMatchReverseMode() {

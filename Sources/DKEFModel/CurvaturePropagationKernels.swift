@@ -1,0 +1,143 @@
+import Autodiff
+import Foundation
+import GSLNumerics
+
+/// Curvature propagation's elementwise stages in one pass each, for evaluations that record no
+/// graph (validation, test metrics). Each computes, element by element, the very operations of
+/// the tensor form in `propagate` and `featureNetBackward` in their order (the same roundings, the
+/// same order of every sum), and reads the Rademacher signs from the same positions of the stream
+/// (`RandomStream.rademacherBits`), so the two agree to the last bit (tested). CP's estimate
+/// √(M⁺) is not Lipschitz at M = 0, so anything short of bitwise equality would let rounding
+/// differences grow by a square root per training step.
+enum CurvaturePropagationKernels {
+    /// The exp node and the scaled-distance node for rows φ `[N, H]` against inducing features
+    /// φ(Z) `[M, H]` with coefficients c (`[M]`, or one value for every partner) and bandwidth ℓ:
+    ///
+    ///     δ = φ − φ(z_m),  k = exp(‖δ‖² / (−2ℓ)),  γ = c k,
+    ///     exp node:       S_e = k·0 + √(kc)⁺ v₁,        S̃_e = k·0 + √(−kc)⁺ v₁,
+    ///     distance node:  g_φ = γ (δ / −ℓ),  S_φ = (δ / −ℓ) S_e + √(γ / −ℓ)⁺ v₂  (S̃ likewise with −),
+    ///
+    /// v₁ `[N, M]` drawn before v₂ `[N, M, H]`. Returns g_φ, S_φ, S̃_φ `[N, M, H]`, or with
+    /// `summed` their sums over the partners `[N, H]` (added in partner order from 0, as
+    /// `sum(alongAxis: 1)` does).
+    static func distanceNode(phi: Tensor, inducing fz: Tensor, coefficients c: Tensor, bandwidth l: Tensor,
+                             noise: RandomStream, summed: Bool) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
+        precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
+        let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
+        precondition(c.count == 1 || c.count == m, "distanceNode: \(c.count) coefficients for \(m) partners")
+        let scale = (l * -2).scalar, negative = (-l).scalar
+        let bits1 = noise.rademacherBits(count: n * m), bits2 = noise.rademacherBits(count: n * m * h)
+        let outCount = summed ? n * h : n * m * h
+        var g = [Double](repeating: 0, count: outCount), re = g, im = g
+        var slopes = [Double](repeating: 0, count: h), signs = slopes
+        let coefficients = c.scalars, cStride = c.count == 1 ? 0 : 1
+        phi.scalars.withUnsafeBufferPointer { phi in
+            fz.scalars.withUnsafeBufferPointer { z in
+                g.withUnsafeMutableBufferPointer { g in
+                    re.withUnsafeMutableBufferPointer { re in
+                        im.withUnsafeMutableBufferPointer { im in
+                            slopes.withUnsafeMutableBufferPointer { slopes in
+                                signs.withUnsafeMutableBufferPointer { signs in
+                                    let (g, re, im, slopes, signs) = (g.baseAddress!, re.baseAddress!, im.baseAddress!, slopes.baseAddress!, signs.baseAddress!)
+                                    for i in 0..<n {
+                                        let row = phi.baseAddress! + i * h
+                                        for p in 0..<m {
+                                            let zp = z.baseAddress! + p * h
+                                            var s = 0.0
+                                            for e in 0..<h { let d = row[e] - zp[e]; s += d * d }
+                                            let k = Foundation.exp((0 + s) / scale)
+                                            let cp = coefficients[p * cStride]
+                                            let gamma = cp * k, bend = k * cp
+                                            let pair = i * m + p
+                                            let v1: Double = sign(bits1, pair)
+                                            let rootE = bend.magnitude.squareRoot()
+                                            let sr = k * 0 + (bend > 0 ? rootE : 0) * v1
+                                            let si = k * 0 + (bend < 0 ? rootE : 0) * v1
+                                            let local = gamma / negative, rootD = local.magnitude.squareRoot()
+                                            let (rootR, rootI) = (local > 0 ? rootD : 0, local < 0 ? rootD : 0)
+                                            for e in 0..<h {
+                                                slopes[e] = (row[e] - zp[e]) / negative
+                                                signs[e] = sign(bits2, pair * h + e)
+                                            }
+                                            if summed {
+                                                let (go, ro, io) = (g + i * h, re + i * h, im + i * h)
+                                                for e in 0..<h {
+                                                    go[e] += gamma * slopes[e]
+                                                    ro[e] += slopes[e] * sr + rootR * signs[e]
+                                                    io[e] += slopes[e] * si + rootI * signs[e]
+                                                }
+                                            } else {
+                                                let (go, ro, io) = (g + pair * h, re + pair * h, im + pair * h)
+                                                for e in 0..<h {
+                                                    go[e] = gamma * slopes[e]
+                                                    ro[e] = slopes[e] * sr + rootR * signs[e]
+                                                    io[e] = slopes[e] * si + rootI * signs[e]
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let shape = summed ? [n, h] : [n, m, h]
+        return (Tensor(shape: shape, scalars: g), Tensor(shape: shape, scalars: re), Tensor(shape: shape, scalars: im))
+    }
+
+    /// A softplus node of the feature net: with σ the slopes `[N, H]` (broadcast over the partner
+    /// axis of `[N, M, H]` inputs), g the gradient at the node's output and (S, S̃) the channel,
+    ///
+    ///     M = (σ(1 − σ)) g,   g ← σ g,   S ← σ S + √M⁺ v,   S̃ ← σ S̃ + √(−M)⁺ v.
+    static func softplusNode(slope sigma: Tensor, gradient gS: Tensor, real rS: Tensor, imaginary iS: Tensor,
+                             noise: RandomStream) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
+        precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
+        let shape = gS.shape, h = sigma.shape[1]
+        let rows = gS.count / h, perPoint = rows / sigma.shape[0]
+        let bits = noise.rademacherBits(count: gS.count)
+        let bend = sigma.scalars.map { $0 * (1 - $0) }
+        var g = [Double](repeating: 0, count: gS.count), re = g, im = g
+        var signs = [Double](repeating: 0, count: h)
+        sigma.scalars.withUnsafeBufferPointer { sigma in
+            bend.withUnsafeBufferPointer { bend in
+                gS.scalars.withUnsafeBufferPointer { gs in
+                    rS.scalars.withUnsafeBufferPointer { rs in
+                        iS.scalars.withUnsafeBufferPointer { isv in
+                            g.withUnsafeMutableBufferPointer { g in
+                                re.withUnsafeMutableBufferPointer { re in
+                                    im.withUnsafeMutableBufferPointer { im in
+                                        signs.withUnsafeMutableBufferPointer { signs in
+                                            let signs = signs.baseAddress!
+                                            for r in 0..<rows {
+                                                let (s, b) = (sigma.baseAddress! + (r / perPoint) * h, bend.baseAddress! + (r / perPoint) * h)
+                                                let offset = r * h
+                                                let (gi, ri, ii) = (gs.baseAddress! + offset, rs.baseAddress! + offset, isv.baseAddress! + offset)
+                                                let (go, ro, io) = (g.baseAddress! + offset, re.baseAddress! + offset, im.baseAddress! + offset)
+                                                for e in 0..<h { signs[e] = sign(bits, offset + e) }
+                                                for e in 0..<h {
+                                                    let mv = b[e] * gi[e], root = mv.magnitude.squareRoot()
+                                                    go[e] = s[e] * gi[e]
+                                                    ro[e] = s[e] * ri[e] + (mv > 0 ? root : 0) * signs[e]
+                                                    io[e] = s[e] * ii[e] + (mv < 0 ? root : 0) * signs[e]
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (Tensor(shape: shape, scalars: g), Tensor(shape: shape, scalars: re), Tensor(shape: shape, scalars: im))
+    }
+
+    /// Sign i of packed Rademacher words: +1 for a set bit.
+    @inline(__always)
+    static func sign(_ words: [UInt32], _ i: Int) -> Double {
+        (words[i >> 5] >> UInt32(i & 31)) & 1 == 1 ? 1 : -1
+    }
+}
