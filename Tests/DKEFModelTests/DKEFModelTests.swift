@@ -315,9 +315,9 @@ extension Tensor {
         maxAbs(a, b) / max(b.scalars.map(abs).max() ?? 0, 1e-300)
     }
 
-    /// Shapes [D, H]: D = 3 < Q = K(H+1) = 15 forms the factored residual and squares φ(Z)·φ̇
-    /// directly; D = 40 > Q = 9 takes G = Σ C(EᵀE)Cᵀ, and 40 > 32 second directions the Gram
-    /// route of Σ_r (φ(z)·φ̇_r)².
+    /// Shapes [D, H]: D = 3 squares φ(Z)·φ̇ directly; D = 40 > 32 second directions takes the
+    /// Gram route of Σ_r (φ(z)·φ̇_r)². Both form G from the dense residual (cheaper at M = 5);
+    /// `factoredGramEqualsDense` checks the other route.
     @Test(arguments: Estimator.allCases, [[3, 4], [40, 2]])
     func fastEqualsStraightforward(estimator: Estimator, shape: [Int]) throws {
         let d = shape[0]
@@ -369,6 +369,26 @@ extension Tensor {
         let trace = density.traceOfDiagonalHessian(at: x, method: .approximateBackpropagation)
         let oracle = DiagonalSumOracle(density: density).traceOfDiagonalHessian(at: x, method: .approximateBackpropagation)
         #expect(relative(trace, oracle) < 1e-12, "\(relative(trace, oracle))")
+    }
+
+    /// G = Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ against the Gram matrix of the dense residual CₙEₙᵀ, with the
+    /// parameter gradients of a function of G; and the cost rule picks the factored form only
+    /// where it does fewer multiply-adds (M = 200, Q = 93: from R ≈ 180 directions on).
+    @Test func factoredGramEqualsDense() {
+        let model = smallDKEF(dimension: 12, m: 9, hidden: 2, seed: 44)
+        let x = RandomStream(seed: 45).normal(shape: [4, 12])
+        let f = model.kernelDirectionalDerivatives(at: x, first: .coordinates, second: nil)
+        let factored = f.factoredGramSum, dense = BasisResidual.dense(f.first).gramSum
+        #expect(relative(factored, dense) < 1e-12, "\(relative(factored, dense))")
+        let gf = gradients(of: (factored * factored).sum(), with: model.parameters)
+        let gd = gradients(of: (dense * dense).sum(), with: model.parameters)
+        let scale = gd.flatMap(\.scalars).map(abs).max()!
+        for (a, b) in zip(gf, gd) { #expect(maxAbs(a, b) / scale < 1e-12) }
+        func rule(m: Int, q: Int, r: Int) -> Bool {
+            DKEF.KernelDirectionalDerivatives(scales: [Tensor.zeros([1, m])], inducingFeatures: [Tensor.zeros([m, q])],
+                                              coordinates: [Tensor.zeros([1, r, q])], secondSum: nil).prefersFactoredGram
+        }
+        #expect(!rule(m: 200, q: 93, r: 100) && !rule(m: 200, q: 93, r: 170) && rule(m: 200, q: 93, r: 200) && rule(m: 200, q: 93, r: 500))
     }
 
     /// CP's one-pass stages (evaluations without a graph) against its tensor form (recording on),
