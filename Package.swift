@@ -2,7 +2,7 @@
 // ssm-bench: a Swift reproduction of Song, Garg, Shi & Ermon, "Sliced Score Matching" (UAI 2019).
 //
 // Targets follow the data flow; each imports only earlier ones:
-//   C bindings (COpenBLAS, CGSL, CHDF5)
+//   C bindings (COpenBLAS, CGSL, CHDF5) and CVectorMath (libmvec's exp and log1p on arrays)
 //   Autodiff        — Tensor and higher-order reverse-mode differentiation (OpenBLAS, LAPACKE)
 //   GSLNumerics     — seeded random streams and exact reference densities and scores (GSL)
 //   ResultsStore    — atomic HDF5 result files (HDF5)
@@ -52,7 +52,10 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial",
                        providers: [.apt(["libhdf5-dev"])]),
 
-        .target(name: "Autodiff", dependencies: ["COpenBLAS"], swiftSettings: strict),
+        // glibc's vector exp and log1p (libmvec), dispatched on the CPU at run time.
+        .target(name: "CVectorMath", path: "Sources/CVectorMath", linkerSettings: [.linkedLibrary("mvec"), .linkedLibrary("m")]),
+
+        .target(name: "Autodiff", dependencies: ["COpenBLAS", "CVectorMath"], swiftSettings: strict),
         .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"], swiftSettings: strict),
         .target(name: "ResultsStore", dependencies: ["CHDF5"], swiftSettings: strict),
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"], swiftSettings: strict),

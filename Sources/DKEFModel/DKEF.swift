@@ -180,6 +180,34 @@ public struct DKEF: LogDensityModel {
         return Tensor(shape: [n, m], scalars: out)
     }
 
+    /// log p̃(x) with α `[M]`, `[N]`, with libmvec's exp and log1p (`VectorMath`, a few ulp from
+    /// libm's) in the feature nets and the kernel: for test metrics (log Z by importance sampling,
+    /// test log-likelihoods), never for anything training or finalisation uses. A constant.
+    public func evaluationLogDensity(_ x: Tensor, alpha: Tensor) -> Tensor {
+        withoutGradients {
+            let (n, m) = (x.shape[0], configuration.inducingPoints)
+            let w = kernelWeights.scalars
+            var kernel = [Double](repeating: 0, count: n * m), row = [Double](repeating: 0, count: m)
+            for j in 0..<configuration.kernelCount {
+                let s1 = VectorMath.softplus(Tensor.matmul(x, layer(j, 0)) + layer(j, 1))
+                let s2 = VectorMath.softplus(Tensor.matmul(s1, layer(j, 2)) + layer(j, 3))
+                let fx = Tensor.matmul(s2, layer(j, 4)) + layer(j, 5) + Tensor.matmul(x, layer(j, 6))
+                let fz = featuresOfInducingPoints(j)
+                let xNorms = fx.square().sum(alongAxis: 1).scalars, zNorms = fz.square().sum(alongAxis: 1).scalars
+                let products = Tensor.matmul(fx, fz, transposeB: true).scalars
+                let scale = (bandwidth(j) * -2).scalar, wj = w[j]
+                row.withUnsafeMutableBufferPointer { row in
+                    for i in 0..<n {
+                        for k in 0..<m { row[k] = ((xNorms[i] + zNorms[k]) - products[i * m + k] * 2) / scale }
+                        VectorMath.exp(row)
+                        for k in 0..<m { kernel[i * m + k] += row[k] * wj }
+                    }
+                }
+            }
+            return baseLogDensity(x) + Tensor.matmul(Tensor(shape: [n, m], scalars: kernel), alpha.reshaped([-1, 1])).reshaped([-1])
+        }
+    }
+
     /// log p̃(x) with the given α `[M]`, `[N]`.
     public func logDensity(_ x: Tensor, alpha: Tensor) -> Tensor {
         baseLogDensity(x) + Tensor.matmul(kernelMatrix(x), alpha.reshaped([-1, 1])).reshaped([-1])

@@ -208,7 +208,7 @@ public struct DKEFTrainer {
         let fisher = try fisherDivergence(of: density, from: data.reference, at: data.test).mean
         let exactSM = try ScoreMatching.exact.evaluate(density, at: data.test, noise: .none, createGraph: false).value.scalar
         let logZ = try logNormalizer(model, alpha: alpha, stream: stream)
-        let testLogLikelihood = withoutGradients { density.logDensity(data.test) }.mean().scalar - logZ
+        let testLogLikelihood = withoutGradients { model.evaluationLogDensity(data.test, alpha: alpha).mean() }.scalar - logZ
         let trueLogLikelihood = try data.reference.logDensity(data.test).mean().scalar
         for (name, value) in [("Fisher divergence", fisher), ("exact SM", exactSM), ("log Z", logZ), ("test log-likelihood", testLogLikelihood)] {
             try requireFinite(value, "evaluate", 0, "the \(name)")
@@ -217,7 +217,9 @@ public struct DKEFTrainer {
                 "test_log_likelihood": testLogLikelihood, "true_test_log_likelihood": trueLogLikelihood]
     }
 
-    /// log Z ≈ log (1/S) Σₛ p̃(xₛ)/q(xₛ), xₛ ~ q = N(0, σ_q² I), accumulated by log-sum-exp over chunks.
+    /// log Z ≈ log (1/S) Σₛ p̃(xₛ)/q(xₛ), xₛ ~ q = N(0, σ_q² I), accumulated by log-sum-exp over
+    /// chunks; p̃ with libmvec's exp and log1p (`DKEF.evaluationLogDensity`), as the test
+    /// log-likelihood.
     func logNormalizer(_ model: DKEF, alpha: Tensor, stream: RandomStream) throws -> Double {
         let d = configuration.dimension
         let q = try IsotropicNormal(dimension: d, sigma: settings.importanceSigma)
@@ -226,7 +228,7 @@ public struct DKEFTrainer {
         while drawn < settings.importanceSamples {
             let count = min(settings.importanceChunk, settings.importanceSamples - drawn)
             let x = q.sample(count, using: stream)
-            let logWeights = try withoutGradients { model.logDensity(x, alpha: alpha) - (try q.logDensity(x)) }
+            let logWeights = try withoutGradients { model.evaluationLogDensity(x, alpha: alpha) - (try q.logDensity(x)) }
             let chunk = withoutGradients { logWeights.reshaped([1, -1]).logSumExp(alongAxis: 1) }.scalar
             total = max(total, chunk) + Foundation.log1p(Foundation.exp(-abs(total - chunk)))
             drawn += count

@@ -391,6 +391,18 @@ extension Tensor {
         #expect(!rule(m: 200, q: 93, r: 100) && !rule(m: 200, q: 93, r: 170) && rule(m: 200, q: 93, r: 200) && rule(m: 200, q: 93, r: 500))
     }
 
+    /// The evaluation density (libmvec's exp and log1p) against the differentiable one, with
+    /// points far out (kernel values that underflow) among them.
+    @Test func evaluationLogDensityMatches() {
+        let model = smallDKEF(dimension: 5, m: 7, hidden: 6, seed: 46)
+        let stream = RandomStream(seed: 47)
+        let x = Tensor.concatenate([stream.normal(shape: [20, 5]), stream.normal(shape: [3, 5]) * 40], alongAxis: 0)
+        let alpha = stream.normal(shape: [7])
+        let fast = model.evaluationLogDensity(x, alpha: alpha), slow = withoutGradients { model.logDensity(x, alpha: alpha) }
+        #expect(relative(fast, slow) < 1e-13, "\(relative(fast, slow))")
+        #expect(relative(model.frozen().evaluationLogDensity(x, alpha: alpha), slow) < 1e-13)
+    }
+
     /// CP's one-pass stages (evaluations without a graph) against its tensor form (recording on),
     /// bit for bit: scores and diagonal estimates per basis function (`.each`) and for the
     /// density (`.all`, q₀ included), with the same stream; and the stream is left in the same
