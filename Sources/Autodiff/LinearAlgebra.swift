@@ -71,6 +71,35 @@ extension Tensor {
         }
     }
 
+    /// y = op(A) x for A `[n, k]` (op(A) = Aᵀ `[k, n]` when `transposeA`) and x a vector, by
+    /// `dgemv`: no packing of A, which a GEMM with one column spends most of its time on.
+    ///
+    /// Pullbacks: x̄ = op(A)ᵀ ȳ (this product with the flag flipped) and Ā = ȳ xᵀ (or x ȳᵀ when
+    /// transposed), an outer product.
+    public static func matrixVectorProduct(_ a: Tensor, _ x: Tensor, transposeA: Bool = false) -> Tensor {
+        precondition(a.rank == 2 && x.rank == 1, "matrixVectorProduct: A must be rank 2 and x rank 1, have \(a.shape) and \(x.shape)")
+        let (rows, columns) = (a.shape[0], a.shape[1])
+        let (n, k) = transposeA ? (columns, rows) : (rows, columns)
+        precondition(x.count == k, "matrixVectorProduct: op(A) is \(n)×\(k), x has \(x.count) elements")
+        FlopCounter.current?.add(2 * n * k)
+        let value = makeBuffer(n) { out in
+            if n == 0 { return }
+            if k == 0 { out.initialize(repeating: 0); return }
+            a.scalars.withUnsafeBufferPointer { pa in
+                x.scalars.withUnsafeBufferPointer { px in
+                    cblas_dgemv(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, Int32(rows), Int32(columns), 1,
+                                pa.baseAddress, Int32(columns), px.baseAddress, 1, 0, out.baseAddress, 1)
+                }
+            }
+        }
+        return record(shape: [n], scalars: value, inputs: [a, x]) { g, _, needed in
+            let ga: Tensor? = needed[0]
+                ? (transposeA ? matmul(x.reshaped([-1, 1]), g.reshaped([1, -1])) : matmul(g.reshaped([-1, 1]), x.reshaped([1, -1])))
+                : nil
+            return [ga, needed[1] ? matrixVectorProduct(a, g, transposeA: !transposeA) : nil]
+        }
+    }
+
     /// G = A Aᵀ for A `[n, k]`, `[n, n]`, by `dsyrk` (half a GEMM's work; the lower triangle is
     /// mirrored from the upper). Pullback: Ā = (Ḡ + Ḡᵀ) A.
     public static func gram(_ a: Tensor) -> Tensor {

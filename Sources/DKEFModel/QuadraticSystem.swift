@@ -64,8 +64,37 @@ public struct QuadraticSystem {
     /// - Parameter createGraph: keep G and b differentiable in θ (training).
     public static func fit(_ objective: any ScoreObjective, model: DKEF, at x: Tensor, noise: ObjectiveNoise,
                            createGraph: Bool, expanded: Bool = false) throws -> QuadraticSystem {
+        let terms = try DensityTerms(objective, model: model, at: x, noise: noise, createGraph: createGraph, expanded: expanded)
+        return GradientMode.$isRecording.withValue(createGraph) {
+            var linearSum = terms.basis.contracted(with: terms.target)
+            if let t = terms.basisLinear { linearSum = linearSum + t.sum(alongAxis: 0) }
+            return QuadraticSystem(gramSum: terms.basis.gramSum, linearSum: linearSum, count: x.shape[0])
+        }
+    }
+}
+
+/// An objective's per-point terms for DKEF's density log q₀ + Σ_m α_m k_m as functions of α:
+///
+///     rᵢ(α) = uᵢ + Σ_m α_m Rᵢ[m],   tᵢ(α) = t⁰ᵢ + Σ_m α_m Tᵢ[m],   ℓᵢ = ½‖rᵢ(α)‖² + tᵢ(α),
+///
+/// with uᵢ = rᵢ[q₀] + cᵢ (q₀'s residual plus the offset), t⁰ᵢ = tᵢ[q₀], and Rᵢ[m], Tᵢ[m] the
+/// terms of basis function k_m (see `QuadraticSystem`), all for one set of draws.
+struct DensityTerms {
+    /// u `[N, R]`.
+    var target: Tensor
+    /// t⁰ `[N]`, if the objective has a linear term.
+    var baseLinear: Tensor?
+    /// R `[N, M, R]`, dense or factored.
+    var basis: BasisResidual
+    /// T `[N, M]`, if the objective has a linear term.
+    var basisLinear: Tensor?
+
+    /// The terms of `objective` at x `[N, D]` with the draws `noise` (see `QuadraticSystem.fit`
+    /// for the routes). With `createGraph` they stay differentiable in θ.
+    init(_ objective: any ScoreObjective, model: DKEF, at x: Tensor, noise: ObjectiveNoise,
+         createGraph: Bool, expanded: Bool = false) throws {
         let (n, m) = (x.shape[0], model.configuration.inducingPoints)
-        return try GradientMode.$isRecording.withValue(true) {
+        self = try GradientMode.$isRecording.withValue(true) {
             var base = try objective.terms(of: model.base, at: x.detached(), noise: noise, createGraph: createGraph)
             var basis: BasisResidual, basisLinear: Tensor?                            // residual [N, M, R], linear [N, M]
             if !expanded, let form = objective.directionalForm(noise: noise) {
@@ -76,7 +105,7 @@ public struct QuadraticSystem {
                     return (.factored(derivatives.scaled(by: form.firstScale)), form.linearTerm(secondSum: derivatives.secondSum))
                 }
             } else if !expanded, let method = objective.diagonalHessianMethod(noise: noise) {
-                // ½‖∇k_m‖² + Σ diag-estimate: residual ∇k_m, linear Σ over D of the estimate.
+                // ½‖∇k_m‖² + Σ diag-estimate: residual ∇k_m, linear the trace estimate.
                 (basis, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
                     model.basisResidualsAndTraces(at: x.detached(), method: method)
                 }
@@ -87,13 +116,78 @@ public struct QuadraticSystem {
                 basisLinear = terms.linear?.reshaped([n, m])
             }
             if !createGraph { base = base.detached(); basis = basis.detached(); basisLinear = basisLinear?.detached() }
-            return GradientMode.$isRecording.withValue(createGraph) {
-                let target = base.offset.map { base.residual + $0 } ?? base.residual // [N, R]
-                var linearSum = basis.contracted(with: target)
-                if let t = basisLinear { linearSum = linearSum + t.sum(alongAxis: 0) }
-                return QuadraticSystem(gramSum: basis.gramSum, linearSum: linearSum, count: n)
+            let target = GradientMode.$isRecording.withValue(createGraph) { base.offset.map { base.residual + $0 } ?? base.residual }
+            return DensityTerms(target: target, baseLinear: base.linear, basis: basis, basisLinear: basisLinear)
+        }
+    }
+
+    init(target: Tensor, baseLinear: Tensor?, basis: BasisResidual, basisLinear: Tensor?) {
+        self.target = target
+        self.baseLinear = baseLinear
+        self.basis = basis
+        self.basisLinear = basisLinear
+    }
+}
+
+/// A deterministic objective (no draws: exact SM, Approx BP) on a fixed set of points as a
+/// function of α alone, from `DensityTerms` computed once: finalisation trains only log λ, so each
+/// of its steps needs the objective of a fixed model at a new α on a batch of these points:
+///
+///     J_B(α) = (1/|B|) Σ_{i∈B} ½‖uᵢ + Rᵢᵀα‖² + t⁰ᵢ + Tᵢ·α,
+///
+/// one product with the batch's [|B|·R, M] block instead of the model's forward and derivative
+/// passes. Equal to `ScoreObjective.evaluate` on the density up to rounding (tested).
+public struct FixedModelObjective {
+    /// u `[N, R]`, t⁰ `[N]` (zeros without a linear term), Rᵢᵀ `[N, R, M]`, T `[N, M]` (zeros without).
+    let target: Tensor, baseLinear: Tensor, basis: Tensor, basisLinear: Tensor
+
+    /// The terms of `objective` (which must draw nothing) for `model` at x `[N, D]`, computed in
+    /// chunks of `chunk` points.
+    public init(_ objective: any ScoreObjective, model: DKEF, at x: Tensor, chunk: Int = 100) throws {
+        var targets: [Tensor] = [], bases: [Tensor] = [], basisTerms: [Tensor] = [], linears: [Tensor] = []
+        let n = x.shape[0], m = model.configuration.inducingPoints
+        for start in stride(from: 0, to: n, by: chunk) {
+            let part = x.slice(start..<min(start + chunk, n), alongAxis: 0), rows = part.shape[0]
+            let terms = try DensityTerms(objective, model: model, at: part, noise: .none, createGraph: false)
+            try withoutGradients {
+                let residual: Tensor
+                switch terms.basis {
+                case let .dense(r): residual = r
+                case let .factored(f): residual = f.first
+                }
+                guard residual.shape[0] == rows, residual.shape[1] == m else {
+                    throw ObjectiveError.badModelOutput(shape: residual.shape, expected: [rows, m, -1])
+                }
+                targets.append(terms.target)
+                bases.append(terms.baseLinear ?? Tensor.zeros([rows]))
+                basisTerms.append(residual.permuted([0, 2, 1]))
+                linears.append(terms.basisLinear ?? Tensor.zeros([rows, m]))
             }
         }
+        (target, baseLinear, basis, basisLinear) = withoutGradients {
+            (Tensor.concatenate(targets, alongAxis: 0), Tensor.concatenate(bases, alongAxis: 0),
+             Tensor.concatenate(basisTerms, alongAxis: 0), Tensor.concatenate(linears, alongAxis: 0))
+        }
+    }
+
+    /// J_B(α) for the points at `rows` (a rank-0 tensor, differentiable in α `[M]`).
+    public func value(alpha: Tensor, rows: [Int]) -> Tensor {
+        let (r, m) = (basis.shape[1], basis.shape[2])
+        let (u, t0, block, t) = withoutGradients { (gathered(target, rows), gathered(baseLinear, rows), gathered(basis, rows), gathered(basisLinear, rows)) }
+        let residual = u + Tensor.matrixVectorProduct(block.reshaped([rows.count * r, m]), alpha).reshaped([rows.count, r])
+        let perPoint = residual.square().sum(alongAxis: 1) * 0.5 + t0 + Tensor.matrixVectorProduct(t, alpha)
+        return perPoint.mean()
+    }
+
+    /// The rows of x at `indices` along axis 0 (a constant).
+    func gathered(_ x: Tensor, _ indices: [Int]) -> Tensor {
+        let width = x.count / max(x.shape[0], 1)
+        var out = [Double]()
+        out.reserveCapacity(indices.count * width)
+        x.scalars.withUnsafeBufferPointer { p in
+            for i in indices { out.append(contentsOf: p[(i * width)..<((i + 1) * width)]) }
+        }
+        return Tensor(shape: [indices.count] + x.shape.dropFirst(), scalars: out)
     }
 }
 

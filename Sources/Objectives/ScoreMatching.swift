@@ -26,6 +26,8 @@ public struct ScoreMatching<Trace: TraceEstimator>: ScoreObjective {
         traceEstimator.drawNoise(points: points, dimension: dimension, using: stream)
     }
 
+    public var drawsNoise: Bool { traceEstimator.drawsNoise }
+
     /// Residual s, linear term the trace as directional derivatives, when the trace estimator is
     /// one (exact: all coordinates; Hutchinson: the projections).
     public func directionalForm(noise: ObjectiveNoise) -> DirectionalForm? {

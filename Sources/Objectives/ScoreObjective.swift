@@ -24,11 +24,16 @@ public protocol ScoreObjective: CustomStringConvertible {
     /// For ½‖s‖² + Σ diag-estimate objectives (CP, Approx BP): the special backward pass; nil for
     /// the others.
     func diagonalHessianMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod?
+
+    /// Whether the objective draws random numbers (`drawNoise` gives `.none` and leaves the stream
+    /// as it was when it does not: exact SM, Approx BP).
+    var drawsNoise: Bool { get }
 }
 
 extension ScoreObjective {
     public func directionalForm(noise: ObjectiveNoise) -> DirectionalForm? { nil }
     public func diagonalHessianMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { nil }
+    public var drawsNoise: Bool { true }
 }
 
 extension ScoreObjective {

@@ -14,6 +14,12 @@ public protocol TraceEstimator: Sendable {
     /// Directional estimators get it from `curvature` (see the extension).
     func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                createGraph: Bool) throws -> Tensor
+    /// Whether `drawNoise` draws anything (false: it returns `.none` and leaves the stream as is).
+    var drawsNoise: Bool { get }
+}
+
+extension TraceEstimator {
+    public var drawsNoise: Bool { true }
 }
 
 extension TraceEstimator {
@@ -34,6 +40,7 @@ public struct ExactTrace: TraceEstimator {
     public init() {}
     public var name: String { "exact" }
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
+    public var drawsNoise: Bool { false }
 
     public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { .sum(.coordinates, weight: 1) }
     public func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { nil }
@@ -76,6 +83,7 @@ public struct ApproximateBackpropagationTrace: TraceEstimator {
     public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { nil }
     public func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { .approximateBackpropagation }
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
+    public var drawsNoise: Bool { false }
 
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {

@@ -12,7 +12,8 @@ import Objectives
 ///    After each iteration α is recomputed on 1000 random training points and the objective is
 ///    evaluated on the whole validation set; the parameters with the best value are kept.
 /// 2. Finalise: α's system from the whole training set; then only log₁₀ λ is trained (Adam,
-///    1000 steps on validation batches of 100).
+///    1000 steps on validation batches of 100; for objectives without draws, from the validation
+///    points' terms computed once, `FixedModelObjective`).
 /// 3. Evaluate on the test set: Fisher divergence against the exact N(0, I) score, the exact SM
 ///    objective, log Z by importance sampling from N(0, σ_q² I), test log-likelihood, and the
 ///    true test log-likelihood.
@@ -113,6 +114,11 @@ public struct DKEFTrainer {
             system = system.map { $0 + part } ?? part
         }
         let frozen = model.frozen()
+        // Without draws the objective of the fixed model is a known quadratic in α on the
+        // validation points: their terms are computed once, not in each of the 1000 steps.
+        let fixed = objective.drawsNoise ? nil : try within("finalize", 0) {
+            try FixedModelObjective(objective, model: frozen, at: data.validation, chunk: settings.alphaBatch)
+        }
         var logLambda = model.logLambda.detached().requiringGradient()
         var lambdaAdam = Adam(learningRate: settings.finalizeLearningRate)
         var finalizeLoss: [Double] = []
@@ -121,9 +127,11 @@ public struct DKEFTrainer {
             if validationOrder.isEmpty { validationOrder = stream.permutation(settings.validationCount) }
             let take = Array(validationOrder.prefix(settings.finalizeBatch))
             validationOrder.removeFirst(take.count)
-            let batch = data.validation.rows(take)
             let alpha = system!.alpha(logLambda: logLambda)
-            let loss = try within("finalize", step) { try objective.evaluate(frozen.density(alpha: alpha), at: batch, using: stream).value }
+            let loss = try within("finalize", step) {
+                try fixed?.value(alpha: alpha, rows: take)
+                    ?? objective.evaluate(frozen.density(alpha: alpha), at: data.validation.rows(take), using: stream).value
+            }
             try requireFinite(loss.scalar, "finalize", step, "the finalisation objective")
             logLambda = lambdaAdam.step([logLambda], gradients: [gradient(of: loss, with: logLambda)])[0]
             finalizeLoss.append(loss.scalar)

@@ -43,6 +43,11 @@ struct OpCase: Sendable, CustomTestStringConvertible {
 
 let opCases: [OpCase] = {
     var cases: [OpCase] = [
+        // dgemv: y = A x and Aᵀ x.
+        .binary("matrix-vector A x", { r in let (n, k) = (OpCase.extent(&r) + 1, OpCase.extent(&r) + 1); return ([n, k], [k]) }) {
+            Tensor.matrixVectorProduct($0, $1) },
+        .binary("matrix-vector Aᵀ x", { r in let (n, k) = (OpCase.extent(&r) + 1, OpCase.extent(&r) + 1); return ([k, n], [k]) }) {
+            Tensor.matrixVectorProduct($0, $1, transposeA: true) },
         // Arithmetic with broadcasting.
         .binary("add same shape", { r in let s = [OpCase.extent(&r), OpCase.extent(&r)]; return (s, s) }, +),
         .binary("add broadcast [a,b,c]+[b,1]", { r in

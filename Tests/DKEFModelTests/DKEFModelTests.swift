@@ -391,6 +391,37 @@ extension Tensor {
         #expect(!rule(m: 200, q: 93, r: 100) && !rule(m: 200, q: 93, r: 170) && rule(m: 200, q: 93, r: 200) && rule(m: 200, q: 93, r: 500))
     }
 
+    /// Finalisation's objective from terms computed once against the objective of the density,
+    /// value and gradient in log λ through α, for the methods without draws (exact SM in both
+    /// gram routes' dimensions, Approx BP); and `drawsNoise` says truly whether an objective
+    /// moves the stream.
+    @Test(arguments: [Estimator.sm, .approxBP], [3, 40])
+    func fixedModelObjectiveMatchesTheDensity(estimator: Estimator, d: Int) throws {
+        let model = smallDKEF(dimension: d, m: 5, hidden: 4, seed: 48).frozen()
+        let stream = RandomStream(seed: 49)
+        let x = stream.normal(shape: [9, d]), xt = stream.normal(shape: [6, d])
+        let objective = try estimator.objective()
+        let system = try QuadraticSystem.fit(objective, model: model, at: xt, noise: .none, createGraph: false)
+        let fixed = try FixedModelObjective(objective, model: model, at: x, chunk: 4)
+        for rows in [[0, 1, 2, 3, 4], [8, 3, 5], Array(0..<9)] {
+            let logLambda = Tensor(-1.3).requiringGradient()
+            let alpha = system.alpha(logLambda: logLambda)
+            let fast = fixed.value(alpha: alpha, rows: rows)
+            let slow = try objective.evaluate(model.density(alpha: alpha), at: fixed.gathered(x, rows), noise: .none).value
+            #expect(relative(fast, slow) < 1e-12, "\(estimator) D=\(d): \(fast.scalar) vs \(slow.scalar)")
+            let (gf, gs) = (gradient(of: fast, with: logLambda), gradient(of: slow, with: logLambda))
+            #expect(relative(gf, gs) < 1e-10, "\(estimator) D=\(d): gradient \(gf.scalar) vs \(gs.scalar)")
+        }
+    }
+
+    @Test(arguments: Estimator.allCases)
+    func drawsNoiseTellsWhetherTheStreamMoves(estimator: Estimator) throws {
+        let objective = try estimator.objective()
+        let (a, b) = (RandomStream(seed: 50), RandomStream(seed: 50))
+        _ = objective.drawNoise(points: 3, dimension: 2, using: a)
+        #expect((a.uniform() != b.uniform()) == objective.drawsNoise)
+    }
+
     /// The evaluation density (libmvec's exp and log1p) against the differentiable one, with
     /// points far out (kernel values that underflow) among them.
     @Test func evaluationLogDensityMatches() {
