@@ -100,7 +100,6 @@ extension DKEF {
     public func kernelDirectionalDerivatives(at x: Tensor, first u1: DirectionalForm.Directions,
                                              second u2: DirectionalForm.Directions?,
                                              gramThreshold: Int = DKEF.gramDirectionThreshold) -> KernelDirectionalDerivatives {
-        let n = x.shape[0]
         let sameDirections = u2.map { $0.isSame(as: u1) } ?? false
         let w = kernelWeights
         var scales: [Tensor] = [], inducingFeatures: [Tensor] = [], coordinates: [Tensor] = []
@@ -108,10 +107,11 @@ extension DKEF {
         for j in 0..<configuration.kernelCount {
             let pass = features(j, x)
             let sig1 = pass.sigma1, sig2 = pass.sigma2
-            /// u·W for every direction, `[N, R, out]`.
+            /// u·W for every direction, `[N, R, out]` (`[1, D, out]` for the coordinates, the same
+            /// for every point: it broadcasts).
             func applied(_ u: DirectionalForm.Directions, _ weight: Tensor) -> Tensor {
                 switch u {
-                case .coordinates: weight.expandingShape(at: 0).expanded(to: [n] + weight.shape)
+                case .coordinates: weight.expandingShape(at: 0)
                 case let .given(u): Tensor.matmul(u, weight)
                 }
             }
