@@ -8,7 +8,7 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check figure1 figure2 table1 all plots bench bench-core clean
+.PHONY: help deps build test check figure1 figure2 table1 all plots bench bench-baseline bench-core clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
@@ -20,6 +20,7 @@ help:
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
 	@echo "make all         all three (figure1 and table1 run JOBS=$(JOBS) processes; JOBS=1 for one)"
 	@echo "make bench       DKEF iterations per method and D vs the authors' code -> results/bench.md, results/bench.h5 (BENCH_ARGS=... narrows it)"
+	@echo "make bench-baseline  bench against commit BASELINE (default 2a11fc5), cell by cell -> results/bench-vs-BASELINE.md"
 	@echo "make bench-core  autodiff and objective microbenchmarks -> results/bench-core.md, results/bench-objectives.md"
 
 # Installs only what is missing; prints what it installs.
@@ -79,6 +80,15 @@ plots: $(PYTHON)
 # BENCH_ARGS narrows the run, e.g. make bench BENCH_ARGS="--dims 10 --methods ssm,cp".
 bench: build
 	$(BIN)/bench $(BENCH_ARGS)
+
+# This code's bench against another commit's (BASELINE), cell by cell, alternating the two:
+# results/bench-vs-$(BASELINE).md. The baseline is built in .build-baseline/ (a git worktree).
+BASELINE ?= 2a11fc5
+bench-baseline: build $(PYTHON)
+	@test -d .build-baseline/src || git worktree add --detach .build-baseline/src $(BASELINE)
+	cd .build-baseline/src && git checkout -q --detach $(BASELINE) && $(SWIFT) build -c release --scratch-path ../build
+	$(PYTHON) experiments/bench_against.py --baseline .build-baseline/build/release/bench --baseline-name $(BASELINE) \
+	  --out results/bench-vs-$(BASELINE).md $(BENCH_ARGS)
 
 bench-core: build
 	$(BIN)/bench-core mlp --out results/bench-core.md
