@@ -1,4 +1,5 @@
 import Autodiff
+import GSLNumerics
 import Objectives
 
 /// Approximate backpropagation's trace estimate without a tensor of size N × M × H.
@@ -81,13 +82,65 @@ extension DKEF {
 extension DKEF.Density {
     /// Σ_d of the diagonal estimate, `[N]`. Approx BP: q₀'s exact −D/σ₀² plus the basis traces
     /// contracted with α (its rules are linear, so this is the sum over inducing points that
-    /// `propagate` takes at φ); CP: from `scoreAndDiagonalHessian`.
+    /// `propagate` takes at φ); CP: `curvaturePropagationTrace`.
     public func traceOfDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> Tensor {
-        guard case .approximateBackpropagation = method else {
-            return scoreAndDiagonalHessian(at: x, method: method).diagonal.sum(alongAxis: 1)
+        if case let .curvaturePropagation(stream) = method {
+            return model.curvaturePropagationTrace(at: x, alpha: alpha, noise: stream)
         }
         let s2 = model.configuration.baseSigma * model.configuration.baseSigma
         let traces = model.approximateBackpropagationTraces(at: x)
         return Tensor.matmul(traces, alpha.reshaped([-1, 1])).reshaped([-1]) - Double(x.shape[1]) / s2
+    }
+}
+
+/// Curvature propagation's trace estimate for the density without a tensor of size N × M × H
+/// beyond its own noise.
+///
+/// With the inducing points summed at φ (as `propagate` does for `.all`), the distance node's
+/// contribution is linear in each partner's quantities except for the injected noise:
+///
+///     Σ_m g_φ = −(1/ℓ) [ (Σ_m γ_m) φ − γ φ(Z) ],   γ = α_m w_j k_j `[N, M]`,
+///     Σ_m S_φ = −(1/ℓ) [ (Σ_m S_m) φ − S φ(Z) ] + Σ_m √(−γ_m/ℓ)⁺ v_m,
+///
+/// with S `[N, M]` the exp node's part and v `[N, M, H]` its Rademacher draws; the last sum is one
+/// product [1, M] × [M, H] per point. The draws are the same, in the same order, as in
+/// `propagate` (q₀, then per kernel the exp node, the distance node and the net's two nodes), so
+/// the estimate equals it up to rounding (tested to 1e-12 on small models). CP's √M⁺ is not
+/// Lipschitz at M = 0, so over many training steps rounding differences grow; they do so between
+/// CPUs too (see README, "CP and rounding").
+extension DKEF {
+    func curvaturePropagationTrace(at x: Tensor, alpha: Tensor, noise: RandomStream) -> Tensor {
+        let (n, d) = (x.shape[0], x.shape[1])
+        let s2 = configuration.baseSigma * configuration.baseSigma
+        var curvature = Curvature.propagated(real: Tensor.zeros([n, d]), imaginary: Tensor.zeros([n, d]))
+            .throughNode(slope: Tensor.zeros([n, d]), bend: Tensor(repeating: -1 / s2, shape: [n, d]),
+                         gradient: Tensor.ones([n, d]), noise: noise)
+        let w = kernelWeights
+        for j in 0..<configuration.kernelCount {
+            let pass = features(j, x), phi = pass.phi
+            let fz = featuresOfInducingPoints(j)                                              // [M, H]
+            let l = bandwidth(j)
+            let distance = phi.square().sum(alongAxis: 1, keepingDimensions: true)
+                + fz.square().sum(alongAxis: 1).expandingShape(at: 0) - Tensor.matmul(phi, fz, transposeB: true) * 2
+            let k = (distance / (l * -2)).exp()                                                 // [N, M]
+            let gk = (alpha * w.select(j, alongAxis: 0)).expandingShape(at: 0)
+            let gamma = gk * k
+            // Exp node: local curvature g·k, noise v₁ `[N, M]`.
+            let bend = k * gk
+            let v1 = noise.rademacher(shape: k.shape)
+            let (real, imaginary) = (bend.squareRootOfPositivePart() * v1, (-bend).squareRootOfPositivePart() * v1)
+            // Distance node, summed over partners: local curvature γ/(−ℓ) on every feature.
+            let v2 = noise.rademacher(shape: [n, fz.shape[0], fz.shape[1]])
+            func summed(_ s: Tensor) -> Tensor {
+                (phi * s.sum(alongAxis: 1, keepingDimensions: true) - Tensor.matmul(s, fz)) / (-l)
+            }
+            func injected(_ root: Tensor) -> Tensor {
+                Tensor.matmul(root.squareRootOfPositivePart().expandingShape(at: 1), v2).reshaped([n, -1])
+            }
+            let local = gamma / (-l)
+            let cPhi = Curvature.propagated(real: summed(real) + injected(local), imaginary: summed(imaginary) + injected(-local))
+            curvature = curvature + featureNetBackward(j, pass, gradient: summed(gamma), curvature: cPhi, noise: noise).1
+        }
+        return curvature.diagonal.sum(alongAxis: 1)
     }
 }

@@ -434,6 +434,20 @@ extension Tensor {
         #expect(relative(model.frozen().evaluationLogDensity(x, alpha: alpha), slow) < 1e-13)
     }
 
+    /// CP's trace for the density by products over the partner axis against Σ_d of the diagonal
+    /// its backward pass carries with an N × M × H state: the same draws, the same estimate.
+    @Test(arguments: [[3, 4], [40, 2], [7, 30]])
+    func propagatedTraceEqualsTheBackwardPass(shape: [Int]) {
+        let d = shape[0]
+        let model = smallDKEF(dimension: d, m: 5, hidden: shape[1], seed: 27)
+        let stream = RandomStream(seed: 28)
+        let x = stream.normal(shape: [6, d]) * 1.5, alpha = stream.normal(shape: [5])
+        let density = model.density(alpha: alpha)
+        let fast = density.traceOfDiagonalHessian(at: x, method: .curvaturePropagation(RandomStream(seed: 29)))
+        let slow = DiagonalSumOracle(density: density).traceOfDiagonalHessian(at: x, method: .curvaturePropagation(RandomStream(seed: 29)))
+        #expect(fast.shape == [6] && relative(fast, slow) < 1e-12, "\(relative(fast, slow))")
+    }
+
     /// CP's one-pass stages (evaluations without a graph) against its tensor form (recording on),
     /// bit for bit: scores and diagonal estimates per basis function (`.each`) and for the
     /// density (`.all`, q₀ included), with the same stream; and the stream is left in the same
