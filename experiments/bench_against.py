@@ -1,7 +1,8 @@
 """Times this code's `bench` against another build's, cell by cell, alternating the two.
 
 For every (method, D) it runs the baseline's bench and this code's bench on that one cell, one
-after the other, each with one OpenBLAS thread (never two runs at once), and reports the ratio of
+after the other and `--repeats` times alternately, each with one OpenBLAS thread (never two runs at
+once), and reports, for each build's median run, the ratio of
 the medians of unit (a) (the authors' runner unit: training step + alpha on 1000 points + the
 validation objective) and of unit (b) (figure 2's unit), with this run's GEMM GFLOP/s next to the
 dgemm rate measured in the same process, and peak resident memory.
@@ -34,6 +35,12 @@ def run(binary, method, dim, iterations, folder, tag):
     return values
 
 
+def median_run(runs):
+    """The run whose unit (a) time is the median (the lower middle one for an even count)."""
+    ordered = sorted(runs, key=lambda r: r["unit_a_seconds"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", required=True, help="the baseline build's bench executable")
@@ -42,6 +49,8 @@ def main():
     parser.add_argument("--methods", default="sm,ssm,ssm_vr,dsm,cp,approx_bp")
     parser.add_argument("--dims", default="10,20,50,100")
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each build per cell, alternating; the table has the median run")
     parser.add_argument("--out", default="results/bench-vs-2a11fc5.md")
     args = parser.parse_args()
     for binary in (args.baseline, args.current):
@@ -51,8 +60,11 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         for method in args.methods.split(","):
             for dim in [int(d) for d in args.dims.split(",")]:
-                old = run(args.baseline, method, dim, args.iterations, folder, "baseline")
-                new = run(args.current, method, dim, args.iterations, folder, "current")
+                olds, news = [], []
+                for _ in range(args.repeats):
+                    olds.append(run(args.baseline, method, dim, args.iterations, folder, "baseline"))
+                    news.append(run(args.current, method, dim, args.iterations, folder, "current"))
+                old, new = median_run(olds), median_run(news)
                 rows.append((method, dim, old, new))
                 print(f"{method} D={dim}: (a) {old['unit_a_seconds']:.3f} -> {new['unit_a_seconds']:.3f} s "
                       f"({old['unit_a_seconds'] / new['unit_a_seconds']:.2f}x), (b) {old['unit_b_seconds']:.3f} -> "
@@ -61,7 +73,8 @@ def main():
     lines = [f"# bench: {commit} against {args.baseline_name}",
              "",
              f"{cpu}, one OpenBLAS thread per run; each cell ran the baseline's bench, then this code's, "
-             f"never two at once; medians of {args.iterations} iterations after one warm-up. "
+             f"{args.repeats} time(s) alternately, never two at once; each run gives medians of {args.iterations} "
+             "iterations after one warm-up, and the table shows each build's median run by unit (a). "
              "(a): training step + alpha on 1000 points + validation objective; (b): figure 2's unit. "
              "GEMM GFLOP/s is this code's counted GEMM work over its (a) time; dgemm is OpenBLAS's rate "
              "measured in the same process. Command: `make bench-baseline`.",
