@@ -354,10 +354,11 @@ extension Tensor {
         for j in 0..<3 { #expect(sg[1 + 7 * j + 5].scalars.map(abs).max()! / scale < 1e-12) }
     }
 
-    /// Approx BP's traces by one GEMM per kernel against Σ_d of the diagonal its backward pass
-    /// carries, per basis function (the M-axis pass) and for the density (the pass summed at φ).
+    /// The traces by GEMMs against Σ_d of the diagonal the backward pass carries with an
+    /// N × M × H state: Approx BP per basis function (the M-axis pass) and for the density (the
+    /// pass summed at φ); CP for the density with the same draws.
     @Test(arguments: [[3, 4], [40, 2], [7, 30]])
-    func approximateTracesEqualTheBackwardPass(shape: [Int]) {
+    func tracesEqualTheBackwardPass(shape: [Int]) {
         let d = shape[0]
         let model = smallDKEF(dimension: d, m: 5, hidden: shape[1], seed: 25)
         let stream = RandomStream(seed: 26)
@@ -365,10 +366,11 @@ extension Tensor {
         let fast = model.approximateBackpropagationTraces(at: x)
         let slow = model.basisScoresAndDiagonalHessians(at: x, method: .approximateBackpropagation).diagonals.sum(alongAxis: 2)
         #expect(fast.shape == [6, 5] && relative(fast, slow) < 1e-12, "\(relative(fast, slow))")
-        let density = model.density(alpha: alpha)
-        let trace = density.traceOfDiagonalHessian(at: x, method: .approximateBackpropagation)
-        let oracle = DiagonalSumOracle(density: density).traceOfDiagonalHessian(at: x, method: .approximateBackpropagation)
-        #expect(relative(trace, oracle) < 1e-12, "\(relative(trace, oracle))")
+        let density = model.density(alpha: alpha), oracle = DiagonalSumOracle(density: density)
+        for method in [{ DiagonalHessianMethod.approximateBackpropagation }, { .curvaturePropagation(RandomStream(seed: 29)) }] {
+            let (trace, expected) = (density.traceOfDiagonalHessian(at: x, method: method()), oracle.traceOfDiagonalHessian(at: x, method: method()))
+            #expect(trace.shape == [6] && relative(trace, expected) < 1e-12, "\(method()): \(relative(trace, expected))")
+        }
     }
 
     /// G = Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ against the Gram matrix of the dense residual CₙEₙᵀ, with the
@@ -432,20 +434,6 @@ extension Tensor {
         let fast = model.evaluationLogDensity(x, alpha: alpha), slow = withoutGradients { model.logDensity(x, alpha: alpha) }
         #expect(relative(fast, slow) < 1e-13, "\(relative(fast, slow))")
         #expect(relative(model.frozen().evaluationLogDensity(x, alpha: alpha), slow) < 1e-13)
-    }
-
-    /// CP's trace for the density by products over the partner axis against Σ_d of the diagonal
-    /// its backward pass carries with an N × M × H state: the same draws, the same estimate.
-    @Test(arguments: [[3, 4], [40, 2], [7, 30]])
-    func propagatedTraceEqualsTheBackwardPass(shape: [Int]) {
-        let d = shape[0]
-        let model = smallDKEF(dimension: d, m: 5, hidden: shape[1], seed: 27)
-        let stream = RandomStream(seed: 28)
-        let x = stream.normal(shape: [6, d]) * 1.5, alpha = stream.normal(shape: [5])
-        let density = model.density(alpha: alpha)
-        let fast = density.traceOfDiagonalHessian(at: x, method: .curvaturePropagation(RandomStream(seed: 29)))
-        let slow = DiagonalSumOracle(density: density).traceOfDiagonalHessian(at: x, method: .curvaturePropagation(RandomStream(seed: 29)))
-        #expect(fast.shape == [6] && relative(fast, slow) < 1e-12, "\(relative(fast, slow))")
     }
 
     /// CP's one-pass stages (evaluations without a graph) against its tensor form (recording on),
