@@ -32,9 +32,6 @@ extension DKEF {
         /// Each row against each inducing point separately: the M outputs k(x, z_m), propagated
         /// with an M axis (`[N, M, ·]`) after one forward pass per point.
         case each
-
-        var isPaired: Bool { if case .paired = self { true } else { false } }
-        var isEach: Bool { if case .each = self { true } else { false } }
     }
 
     /// The second channel of the backward pass.
@@ -115,21 +112,13 @@ extension DKEF {
             let fz = featuresOfInducingPoints(j)                       // [M, H]
             let h = bandwidth(j)
             // Rows against partners: diff [N, P, H], coefficients c [·, P].
-            if !GradientMode.isRecording, let noise, !partners.isPaired {
+            if !GradientMode.isRecording, let noise, case .each = partners {
                 // The same numbers in one pass (no graph to record).
-                let c: Tensor
-                if case let .all(alpha) = partners { c = alpha * w.select(j, alongAxis: 0) } else { c = w.select(j, alongAxis: 0) }
-                let summed = !partners.isEach
-                let node = CurvaturePropagationKernels.distanceNode(phi: pass.phi, inducing: fz, coefficients: c, bandwidth: h,
-                                                                    noise: noise, summed: summed)
+                let node = CurvaturePropagationKernels.distanceNode(phi: pass.phi, inducing: fz, coefficients: w.select(j, alongAxis: 0),
+                                                                    bandwidth: h, noise: noise)
                 let (gx, cx) = featureNetBackward(j, pass, gradient: node.gradient,
                                                   curvature: .propagated(real: node.real, imaginary: node.imaginary), noise: noise)
-                if summed {
-                    g = g + gx
-                    curvature = curvature + cx
-                } else {
-                    perPartner = perPartner.map { ($0.0 + gx, $0.1 + cx) } ?? (gx, cx)
-                }
+                perPartner = perPartner.map { ($0.0 + gx, $0.1 + cx) } ?? (gx, cx)
                 continue
             }
             let diff: Tensor, c: Tensor

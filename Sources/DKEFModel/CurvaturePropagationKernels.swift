@@ -11,24 +11,22 @@ import GSLNumerics
 /// differences grow by a square root per training step.
 enum CurvaturePropagationKernels {
     /// The exp node and the scaled-distance node for rows φ `[N, H]` against inducing features
-    /// φ(Z) `[M, H]` with coefficients c (`[M]`, or one value for every partner) and bandwidth ℓ:
+    /// φ(Z) `[M, H]` with coefficient c (one value for every partner, or `[M]`) and bandwidth ℓ:
     ///
     ///     δ = φ − φ(z_m),  k = exp(‖δ‖² / (−2ℓ)),  γ = c k,
     ///     exp node:       S_e = k·0 + √(kc)⁺ v₁,        S̃_e = k·0 + √(−kc)⁺ v₁,
     ///     distance node:  g_φ = γ (δ / −ℓ),  S_φ = (δ / −ℓ) S_e + √(γ / −ℓ)⁺ v₂  (S̃ likewise with −),
     ///
-    /// v₁ `[N, M]` drawn before v₂ `[N, M, H]`. Returns g_φ, S_φ, S̃_φ `[N, M, H]`, or with
-    /// `summed` their sums over the partners `[N, H]` (added in partner order from 0, as
-    /// `sum(alongAxis: 1)` does).
+    /// v₁ `[N, M]` drawn before v₂ `[N, M, H]`. Returns g_φ, S_φ, S̃_φ `[N, M, H]` (the partner
+    /// axis of `.each`; the density's sum over partners is `DKEF.curvaturePropagationTrace`).
     static func distanceNode(phi: Tensor, inducing fz: Tensor, coefficients c: Tensor, bandwidth l: Tensor,
-                             noise: RandomStream, summed: Bool) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
+                             noise: RandomStream) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
         precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
         let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
         precondition(c.count == 1 || c.count == m, "distanceNode: \(c.count) coefficients for \(m) partners")
         let scale = (l * -2).scalar, negative = (-l).scalar
         let bits1 = noise.rademacherBits(count: n * m), bits2 = noise.rademacherBits(count: n * m * h)
-        let outCount = summed ? n * h : n * m * h
-        var g = [Double](repeating: 0, count: outCount), re = g, im = g
+        var g = [Double](repeating: 0, count: n * m * h), re = g, im = g
         var slopes = [Double](repeating: 0, count: h), signs = slopes
         let coefficients = c.scalars, cStride = c.count == 1 ? 0 : 1
         phi.scalars.withUnsafeBufferPointer { phi in
@@ -59,20 +57,11 @@ enum CurvaturePropagationKernels {
                                                 slopes[e] = (row[e] - zp[e]) / negative
                                                 signs[e] = sign(bits2, pair * h + e)
                                             }
-                                            if summed {
-                                                let (go, ro, io) = (g + i * h, re + i * h, im + i * h)
-                                                for e in 0..<h {
-                                                    go[e] += gamma * slopes[e]
-                                                    ro[e] += slopes[e] * sr + rootR * signs[e]
-                                                    io[e] += slopes[e] * si + rootI * signs[e]
-                                                }
-                                            } else {
-                                                let (go, ro, io) = (g + pair * h, re + pair * h, im + pair * h)
-                                                for e in 0..<h {
-                                                    go[e] = gamma * slopes[e]
-                                                    ro[e] = slopes[e] * sr + rootR * signs[e]
-                                                    io[e] = slopes[e] * si + rootI * signs[e]
-                                                }
+                                            let (go, ro, io) = (g + pair * h, re + pair * h, im + pair * h)
+                                            for e in 0..<h {
+                                                go[e] = gamma * slopes[e]
+                                                ro[e] = slopes[e] * sr + rootR * signs[e]
+                                                io[e] = slopes[e] * si + rootI * signs[e]
                                             }
                                         }
                                     }
@@ -83,7 +72,7 @@ enum CurvaturePropagationKernels {
                 }
             }
         }
-        let shape = summed ? [n, h] : [n, m, h]
+        let shape = [n, m, h]
         return (Tensor(shape: shape, scalars: g), Tensor(shape: shape, scalars: re), Tensor(shape: shape, scalars: im))
     }
 

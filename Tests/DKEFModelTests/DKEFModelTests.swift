@@ -437,9 +437,9 @@ extension Tensor {
     }
 
     /// CP's one-pass stages (evaluations without a graph) against its tensor form (recording on),
-    /// bit for bit: scores and diagonal estimates per basis function (`.each`) and for the
-    /// density (`.all`, q₀ included), with the same stream; and the stream is left in the same
-    /// state. Also with the real width H = 30 and M = 23 partners (N·M·H not a multiple of 32).
+    /// bit for bit: scores and diagonal estimates per basis function (`.each`: the distance and
+    /// softplus nodes) and for the density (`.all`, q₀ included: the softplus nodes), with the same
+    /// stream; and the stream is left in the same state. Also with the real width H = 30 and M = 23 partners (N·M·H not a multiple of 32).
     @Test(arguments: [[3, 4, 5], [40, 2, 5], [7, 30, 23]])
     func curvaturePropagationKernelsAreBitwise(shape: [Int]) {
         let (d, m) = (shape[0], shape[2])
