@@ -81,6 +81,19 @@ extension Tensor {
     }
 
     /// Index `index` along `axis`, that axis removed (rank drops by one).
+    /// The entries at `indices` along axis 0 (repeats allowed), `[indices.count, …]`: a constant
+    /// (no graph), for batches of data and of precomputed terms.
+    public func rows(_ indices: some Collection<Int>) -> Tensor {
+        precondition(rank >= 1, "rows: a scalar has no rows")
+        let width = shape.dropFirst().reduce(1, *)
+        var out = [Double]()
+        out.reserveCapacity(indices.count * width)
+        scalars.withUnsafeBufferPointer { p in
+            for i in indices { out.append(contentsOf: p[(i * width)..<((i + 1) * width)]) }
+        }
+        return Tensor(shape: [indices.count] + shape.dropFirst(), scalars: out)
+    }
+
     public func select(_ index: Int, alongAxis axis: Int) -> Tensor {
         let a = normalizedAxis(axis, rank: rank, "select")
         var outShape = shape

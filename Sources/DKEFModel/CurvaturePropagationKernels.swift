@@ -47,7 +47,7 @@ enum CurvaturePropagationKernels {
                                             let cp = coefficients[p * cStride]
                                             let gamma = cp * k, bend = k * cp
                                             let pair = i * m + p
-                                            let v1: Double = sign(bits1, pair)
+                                            let v1: Double = RandomStream.sign(bits1, pair)
                                             let rootE = bend.magnitude.squareRoot()
                                             let sr = k * 0 + (bend > 0 ? rootE : 0) * v1
                                             let si = k * 0 + (bend < 0 ? rootE : 0) * v1
@@ -55,7 +55,7 @@ enum CurvaturePropagationKernels {
                                             let (rootR, rootI) = (local > 0 ? rootD : 0, local < 0 ? rootD : 0)
                                             for e in 0..<h {
                                                 slopes[e] = (row[e] - zp[e]) / negative
-                                                signs[e] = sign(bits2, pair * h + e)
+                                                signs[e] = RandomStream.sign(bits2, pair * h + e)
                                             }
                                             let (go, ro, io) = (g + pair * h, re + pair * h, im + pair * h)
                                             for e in 0..<h {
@@ -104,7 +104,7 @@ enum CurvaturePropagationKernels {
                                                 let offset = r * h
                                                 let (gi, ri, ii) = (gs.baseAddress! + offset, rs.baseAddress! + offset, isv.baseAddress! + offset)
                                                 let (go, ro, io) = (g.baseAddress! + offset, re.baseAddress! + offset, im.baseAddress! + offset)
-                                                for e in 0..<h { signs[e] = sign(bits, offset + e) }
+                                                for e in 0..<h { signs[e] = RandomStream.sign(bits, offset + e) }
                                                 for e in 0..<h {
                                                     let mv = b[e] * gi[e], root = mv.magnitude.squareRoot()
                                                     go[e] = s[e] * gi[e]
@@ -122,11 +122,5 @@ enum CurvaturePropagationKernels {
             }
         }
         return (Tensor(shape: shape, scalars: g), Tensor(shape: shape, scalars: re), Tensor(shape: shape, scalars: im))
-    }
-
-    /// Sign i of packed Rademacher words: +1 for a set bit.
-    @inline(__always)
-    static func sign(_ words: [UInt32], _ i: Int) -> Double {
-        (words[i >> 5] >> UInt32(i & 31)) & 1 == 1 ? 1 : -1
     }
 }

@@ -118,11 +118,19 @@ public struct DKEF: LogDensityModel {
     }
 
     /// φ_j(x) alone, `[N, H]`: the forward pass without the slopes σ₁, σ₂, for evaluations that
-    /// need no derivatives (the same operations on the values as `features`).
-    func featureValues(_ j: Int, _ x: Tensor) -> Tensor {
-        let s1 = (Tensor.matmul(x, layer(j, 0)) + layer(j, 1)).softplus()
-        let s2 = (Tensor.matmul(s1, layer(j, 2)) + layer(j, 3)).softplus()
+    /// need no derivatives (the same operations on the values as `features`). `softplus` may be
+    /// replaced for test metrics (`VectorMath.softplus`).
+    func featureValues(_ j: Int, _ x: Tensor, softplus: (Tensor) -> Tensor = { $0.softplus() }) -> Tensor {
+        let s1 = softplus(Tensor.matmul(x, layer(j, 0)) + layer(j, 1))
+        let s2 = softplus(Tensor.matmul(s1, layer(j, 2)) + layer(j, 3))
         return Tensor.matmul(s2, layer(j, 4)) + layer(j, 5) + Tensor.matmul(x, layer(j, 6))
+    }
+
+    /// ‖φₙ − φ(z_m)‖² for features φ `[N, H]` and inducing features φ(Z) `[M, H]`, `[N, M]`, from one
+    /// GEMM: ‖φₙ‖² + ‖φ(z_m)‖² − 2 φₙ·φ(z_m).
+    static func squaredDistances(_ phi: Tensor, _ fz: Tensor) -> Tensor {
+        phi.square().sum(alongAxis: 1, keepingDimensions: true) + fz.square().sum(alongAxis: 1).expandingShape(at: 0)
+            - Tensor.matmul(phi, fz, transposeB: true) * 2
     }
 
     /// log q₀(x) = −‖x‖² / (2σ₀²), `[N]`.
@@ -189,9 +197,7 @@ public struct DKEF: LogDensityModel {
             let w = kernelWeights.scalars
             var kernel = [Double](repeating: 0, count: n * m), row = [Double](repeating: 0, count: m)
             for j in 0..<configuration.kernelCount {
-                let s1 = VectorMath.softplus(Tensor.matmul(x, layer(j, 0)) + layer(j, 1))
-                let s2 = VectorMath.softplus(Tensor.matmul(s1, layer(j, 2)) + layer(j, 3))
-                let fx = Tensor.matmul(s2, layer(j, 4)) + layer(j, 5) + Tensor.matmul(x, layer(j, 6))
+                let fx = featureValues(j, x, softplus: VectorMath.softplus)
                 let fz = featuresOfInducingPoints(j)
                 let xNorms = fx.square().sum(alongAxis: 1).scalars, zNorms = fz.square().sum(alongAxis: 1).scalars
                 let products = Tensor.matmul(fx, fz, transposeB: true).scalars

@@ -124,8 +124,7 @@ extension DKEF {
             }
             let fz = featuresOfInducingPoints(j)                                          // [M, H]
             let h = bandwidth(j), wj = w.select(j, alongAxis: 0)
-            let distance = pass.phi.square().sum(alongAxis: 1, keepingDimensions: true)
-                + fz.square().sum(alongAxis: 1).expandingShape(at: 0) - Tensor.matmul(pass.phi, fz, transposeB: true) * 2
+            let distance = DKEF.squaredDistances(pass.phi, fz)
             let k = (distance / (h * -2)).exp() * wj                                          // w_j k_j, [N, M]
             let t1 = tangents(u1)
             scales.append(k / (-h))

@@ -46,20 +46,10 @@ public struct FixedModelObjective {
     /// J_B(α) for the points at `rows` (a rank-0 tensor, differentiable in α `[M]`).
     public func value(alpha: Tensor, rows: [Int]) -> Tensor {
         let (r, m) = (basis.shape[1], basis.shape[2])
-        let (u, t0, block, t) = withoutGradients { (gathered(target, rows), gathered(baseLinear, rows), gathered(basis, rows), gathered(basisLinear, rows)) }
+        let (u, t0, block, t) = withoutGradients { (target.rows(rows), baseLinear.rows(rows), basis.rows(rows), basisLinear.rows(rows)) }
         let residual = u + Tensor.matrixVectorProduct(block.reshaped([rows.count * r, m]), alpha).reshaped([rows.count, r])
         let perPoint = residual.square().sum(alongAxis: 1) * 0.5 + t0 + Tensor.matrixVectorProduct(t, alpha)
         return perPoint.mean()
     }
 
-    /// The rows of x at `indices` along axis 0 (a constant).
-    func gathered(_ x: Tensor, _ indices: [Int]) -> Tensor {
-        let width = x.count / max(x.shape[0], 1)
-        var out = [Double]()
-        out.reserveCapacity(indices.count * width)
-        x.scalars.withUnsafeBufferPointer { p in
-            for i in indices { out.append(contentsOf: p[(i * width)..<((i + 1) * width)]) }
-        }
-        return Tensor(shape: [indices.count] + x.shape.dropFirst(), scalars: out)
-    }
 }

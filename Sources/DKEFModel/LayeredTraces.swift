@@ -35,8 +35,7 @@ extension DKEF {
             let pass = features(j, x)
             let fz = featuresOfInducingPoints(j)                                              // [M, H]
             let l = bandwidth(j)
-            let distance = pass.phi.square().sum(alongAxis: 1, keepingDimensions: true)
-                + fz.square().sum(alongAxis: 1).expandingShape(at: 0) - Tensor.matmul(pass.phi, fz, transposeB: true) * 2
+            let distance = DKEF.squaredDistances(pass.phi, fz)
             let kappa = (distance / (l * -2)).exp() * w.select(j, alongAxis: 0)                // w_j k_j, [N, M]
             let (a, b) = traceFunctionals(j, pass)
             let phi = pass.phi
@@ -120,8 +119,7 @@ extension DKEF {
             let pass = features(j, x), phi = pass.phi
             let fz = featuresOfInducingPoints(j)                                              // [M, H]
             let l = bandwidth(j)
-            let distance = phi.square().sum(alongAxis: 1, keepingDimensions: true)
-                + fz.square().sum(alongAxis: 1).expandingShape(at: 0) - Tensor.matmul(phi, fz, transposeB: true) * 2
+            let distance = DKEF.squaredDistances(phi, fz)
             let k = (distance / (l * -2)).exp()                                                 // [N, M]
             let gk = (alpha * w.select(j, alongAxis: 0)).expandingShape(at: 0)
             let gamma = gk * k

@@ -42,19 +42,21 @@ public final class RandomStream {
     /// (bit i of a word is the sign of element i), not one GSL call per element.
     public func rademacher(shape: [Int]) -> Tensor {
         let n = shape.reduce(1, *)
-        var values = [Double](repeating: 0, count: n)
-        var word: UInt = 0
-        for i in 0..<n {
-            if i % 32 == 0 { word = gsl_rng_get(pointer) }
-            values[i] = (word >> UInt(i % 32)) & 1 == 1 ? 1 : -1
-        }
-        return Tensor(shape: shape, scalars: values)
+        let words = rademacherBits(count: n)
+        return Tensor(shape: shape, scalars: (0..<n).map { Self.sign(words, $0) })
     }
+
     /// `count` Rademacher signs packed 32 to a word: the same draws, from the same positions of
-    /// the stream, as `rademacher(shape:)` of that many elements (sign i is bit i % 32 of word
-    /// i / 32; a set bit is +1), for kernels that read the signs without a tensor of them.
+    /// the stream, as `rademacher(shape:)` of that many elements, for kernels that read the signs
+    /// without a tensor of them (`sign(_:_:)`).
     public func rademacherBits(count: Int) -> [UInt32] {
         (0..<(count + 31) / 32).map { _ in UInt32(truncatingIfNeeded: gsl_rng_get(pointer)) }
+    }
+
+    /// Sign i of packed Rademacher words: +1 for a set bit i % 32 of word i / 32, else −1.
+    @inline(__always)
+    public static func sign(_ words: [UInt32], _ i: Int) -> Double {
+        (words[i >> 5] >> UInt32(i & 31)) & 1 == 1 ? 1 : -1
     }
 
     /// A tensor of i.i.d. draws uniform on [low, high).

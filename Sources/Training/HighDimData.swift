@@ -14,14 +14,3 @@ public struct HighDimData {
         test = reference.sample(settings.testCount, using: stream)
     }
 }
-
-extension Tensor {
-    /// Rows at the given indices, `[indices.count, D]`.
-    public func rows(_ indices: some Collection<Int>) -> Tensor {
-        let d = shape[1]
-        var out = [Double]()
-        out.reserveCapacity(indices.count * d)
-        for i in indices { out.append(contentsOf: scalars[(i * d)..<((i + 1) * d)]) }
-        return Tensor(shape: [indices.count, d], scalars: out)
-    }
-}

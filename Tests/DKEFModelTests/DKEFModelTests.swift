@@ -409,7 +409,7 @@ extension Tensor {
             let logLambda = Tensor(-1.3).requiringGradient()
             let alpha = system.alpha(logLambda: logLambda)
             let fast = fixed.value(alpha: alpha, rows: rows)
-            let slow = try objective.evaluate(model.density(alpha: alpha), at: fixed.gathered(x, rows), noise: .none).value
+            let slow = try objective.evaluate(model.density(alpha: alpha), at: x.rows(rows), noise: .none).value
             #expect(relative(fast, slow) < 1e-12, "\(estimator) D=\(d): \(fast.scalar) vs \(slow.scalar)")
             let (gf, gs) = (gradient(of: fast, with: logLambda), gradient(of: slow, with: logLambda))
             #expect(relative(gf, gs) < 1e-10, "\(estimator) D=\(d): gradient \(gf.scalar) vs \(gs.scalar)")
