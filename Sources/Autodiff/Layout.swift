@@ -48,9 +48,8 @@ extension Tensor {
         let block = range.count * inner, stride = shape[a] * inner, start = range.lowerBound * inner
         let value = makeBuffer(outer * block) { out in
             scalars.withUnsafeBufferPointer { x in
-                for o in 0..<outer {
-                    for j in 0..<block { out[o * block + j] = x[o * stride + start + j] }
-                }
+                guard block > 0 else { return }
+                for o in 0..<outer { (out.baseAddress! + o * block).update(from: x.baseAddress! + o * stride + start, count: block) }
             }
         }
         let before = range.lowerBound, after = shape[a] - range.upperBound
@@ -71,9 +70,8 @@ extension Tensor {
         let value = makeBuffer(outer * stride) { out in
             out.initialize(repeating: 0)
             scalars.withUnsafeBufferPointer { x in
-                for o in 0..<outer {
-                    for j in 0..<block { out[o * stride + start + j] = x[o * block + j] }
-                }
+                guard block > 0 else { return }
+                for o in 0..<outer { (out.baseAddress! + o * stride + start).update(from: x.baseAddress! + o * block, count: block) }
             }
         }
         let range = before..<(before + shape[a])
@@ -128,9 +126,9 @@ extension Tensor {
             var start = 0
             for t in tensors {
                 let block = t.shape[a] * inner
-                t.scalars.withUnsafeBufferPointer { x in
-                    for o in 0..<outer {
-                        for j in 0..<block { out[o * stride + start + j] = x[o * block + j] }
+                if block > 0 {
+                    t.scalars.withUnsafeBufferPointer { x in
+                        for o in 0..<outer { (out.baseAddress! + o * stride + start).update(from: x.baseAddress! + o * block, count: block) }
                     }
                 }
                 start += block

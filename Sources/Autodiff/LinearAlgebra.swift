@@ -100,23 +100,24 @@ extension Tensor {
         }
     }
 
-    /// G = A Aᵀ for A `[n, k]`, `[n, n]`, by `dsyrk` (half a GEMM's work; the lower triangle is
-    /// mirrored from the upper). Pullback: Ā = (Ḡ + Ḡᵀ) A.
-    public static func gram(_ a: Tensor) -> Tensor {
+    /// G = A Aᵀ for A `[n, k]`, or G = Aᵀ A for A `[k, n]` when `transposed`; `[n, n]` either way,
+    /// by `dsyrk` (half a GEMM's work; the lower triangle is mirrored from the upper).
+    /// Pullback: Ā = (Ḡ + Ḡᵀ) A, or A (Ḡ + Ḡᵀ) when transposed.
+    public static func gram(_ a: Tensor, transposed: Bool = false) -> Tensor {
         precondition(a.rank == 2, "gram: A must be rank 2, has shape \(a.shape)")
-        let (n, k) = (a.shape[0], a.shape[1])
+        let (n, k) = transposed ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
         FlopCounter.current?.add(n * (n + 1) * k)
         let value = makeBuffer(n * n) { out in
             out.initialize(repeating: 0)
             guard n > 0, k > 0 else { return }
             a.scalars.withUnsafeBufferPointer { pa in
-                cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(n), Int32(k), 1, pa.baseAddress, Int32(k), 0,
-                            out.baseAddress, Int32(n))
+                cblas_dsyrk(CblasRowMajor, CblasUpper, transposed ? CblasTrans : CblasNoTrans, Int32(n), Int32(k), 1,
+                            pa.baseAddress, Int32(a.shape[1]), 0, out.baseAddress, Int32(n))
             }
             for i in 0..<n { for j in 0..<i { out[i * n + j] = out[j * n + i] } }
         }
         return record(shape: [n, n], scalars: value, inputs: [a]) { g, _, _ in
-            [matmul(g + g.transposed(), a)]
+            [transposed ? matmul(a, g + g.transposed()) : matmul(g + g.transposed(), a)]
         }
     }
 

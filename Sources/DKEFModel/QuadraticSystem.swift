@@ -142,15 +142,17 @@ enum BasisResidual {
         }
     }
 
-    /// Σₙ Rₙ Rₙᵀ, `[M, M]`: one symmetric rank-k update over the rows [M, N·R] of the residual,
-    /// or, for factored residuals Rₙ = CₙEₙᵀ when it is cheaper (`prefersFactoredGram`),
-    /// Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ as one GEMM over [M, N·Q] (cost independent of R).
+    /// Σₙ Rₙ Rₙᵀ, `[M, M]`: one symmetric rank-k update over the rows [M, N·R] of the residual.
+    /// For factored residuals Rₙ = CₙEₙᵀ: Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ as one GEMM over [M, N·Q] (cost
+    /// independent of R) when that is cheaper (`prefersFactoredGram`), else the rank-k update of
+    /// the stacked Rₙᵀ = EₙCₙᵀ (`stackedGramSum`). The dense form of a factored residual,
+    /// `dense(f.first).gramSum`, is the tests' oracle for both.
     var gramSum: Tensor {
         switch self {
         case let .factored(f) where f.prefersFactoredGram:
             return f.factoredGramSum
         case let .factored(f):
-            return Self.dense(f.first).gramSum
+            return f.stackedGramSum
         case let .dense(r):
             return Tensor.gram(r.permuted([1, 0, 2]).reshaped([r.shape[1], -1]))          // rows [M, N·R]
         }
@@ -173,6 +175,14 @@ extension DKEF.KernelDirectionalDerivatives {
     var prefersFactoredGram: Bool {
         let (m, q, r) = (scales[0].shape[1], featureCount, directionCount)
         return 2 * q * q * r + 2 * m * q * q + 2 * m * m * q < 2 * m * q * r + m * m * r
+    }
+
+    /// Σₙ RₙRₙᵀ, `[M, M]`, as XᵀX for X `[N·R, M]` the residuals Rₙᵀ = EₙCₙᵀ stacked: one GEMM
+    /// `[R, Q] × [Q, M]` per point, written where the symmetric rank-k update reads it, so
+    /// nothing of size N × M × R is formed elementwise or permuted.
+    var stackedGramSum: Tensor {
+        let (c, e) = factors
+        return Tensor.gram(Tensor.matmul(e, c, transposeB: true).reshaped([-1, c.shape[1]]), transposed: true)
     }
 
     /// Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ, `[M, M]`, as one GEMM over [M, N·Q].

@@ -109,6 +109,7 @@ let opCases: [OpCase] = {
         .unary("softmax axis 0") { $0.softmax(alongAxis: 0) },
         .unary("logSumExp axis 1") { $0.logSumExp(alongAxis: 1) },
         .unary("gram A Aᵀ") { Tensor.gram($0.reshaped([$0.shape[0], -1])) },
+        .unary("gram Aᵀ A") { Tensor.gram($0.reshaped([$0.shape[0], -1]), transposed: true) },
         .binary("dot", { r in let s = [OpCase.extent(&r), OpCase.extent(&r)]; return (s, s) }) { Tensor.dot($0, $1) },
         // Linear solve A x = b with a well-conditioned A (random + 3I).
         OpCase(name: "solve vector b", inputs: { rng in

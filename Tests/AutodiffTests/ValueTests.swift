@@ -30,6 +30,17 @@ import Testing
         }
     }
 
+    /// gram(A) = A Aᵀ and gram(A, transposed) = Aᵀ A against GEMM, symmetric to the bit.
+    @Test func gramMatchesProducts() {
+        var rng = SplitMix(seed: 12)
+        let a = Tensor.random([7, 4], using: &rng)
+        let (rows, columns) = (Tensor.gram(a), Tensor.gram(a, transposed: true))
+        #expect(rows.shape == [7, 7] && columns.shape == [4, 4])
+        #expect(maxDifference(rows, Tensor.matmul(a, a, transposeB: true)) < 1e-12)
+        #expect(maxDifference(columns, Tensor.matmul(a, a, transposeA: true)) < 1e-12)
+        #expect(columns.scalars == columns.transposed().scalars)
+    }
+
     /// A x = b holds for the solution; a singular A gives NaN, not a crash.
     @Test func solveSatisfiesSystem() {
         var rng = SplitMix(seed: 5)

@@ -373,19 +373,22 @@ extension Tensor {
         }
     }
 
-    /// G = Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ against the Gram matrix of the dense residual CₙEₙᵀ, with the
-    /// parameter gradients of a function of G; and the cost rule picks the factored form only
-    /// where it does fewer multiply-adds (M = 200, Q = 93: from R ≈ 180 directions on).
+    /// G = Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ and G from the stacked EₙCₙᵀ against the Gram matrix of the dense
+    /// residual CₙEₙᵀ, with the parameter gradients of a function of G; and the cost rule picks
+    /// the factored form only where it does fewer multiply-adds (M = 200, Q = 93: from R ≈ 180
+    /// directions on).
     @Test func factoredGramEqualsDense() {
         let model = smallDKEF(dimension: 12, m: 9, hidden: 2, seed: 44)
         let x = RandomStream(seed: 45).normal(shape: [4, 12])
         let f = model.kernelDirectionalDerivatives(at: x, first: .coordinates, second: nil)
-        let factored = f.factoredGramSum, dense = BasisResidual.dense(f.first).gramSum
-        #expect(relative(factored, dense) < 1e-12, "\(relative(factored, dense))")
-        let gf = gradients(of: (factored * factored).sum(), with: model.parameters)
+        let dense = BasisResidual.dense(f.first).gramSum
         let gd = gradients(of: (dense * dense).sum(), with: model.parameters)
         let scale = gd.flatMap(\.scalars).map(abs).max()!
-        for (a, b) in zip(gf, gd) { #expect(maxAbs(a, b) / scale < 1e-12) }
+        for fast in [f.factoredGramSum, f.stackedGramSum] {
+            #expect(relative(fast, dense) < 1e-12, "\(relative(fast, dense))")
+            let gf = gradients(of: (fast * fast).sum(), with: model.parameters)
+            for (a, b) in zip(gf, gd) { #expect(maxAbs(a, b) / scale < 1e-12) }
+        }
         func rule(m: Int, q: Int, r: Int) -> Bool {
             DKEF.KernelDirectionalDerivatives(scales: [Tensor.zeros([1, m])], inducingFeatures: [Tensor.zeros([m, q])],
                                               coordinates: [Tensor.zeros([1, r, q])], secondSum: nil).prefersFactoredGram
