@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "GSLNumerics", dependencies: ["CGSL", "Autodiff"], swiftSettings: strict),
         .target(name: "ResultsStore", dependencies: ["CHDF5"], swiftSettings: strict),
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"], swiftSettings: strict),
-        .target(name: "DKEFModel", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
+        .target(name: "DKEFModel", dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"], swiftSettings: strict),
         .target(name: "Experiments",
                 dependencies: ["Autodiff", "COpenBLAS", "CRuntime", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",

@@ -86,7 +86,10 @@ extension DKEF {
     }
 
     /// (∇ₓ y, diag estimate), both `[N, D]`, for y = [log q₀] + Σ_j w_j Σ_p c_p k_j(x, z_p).
-    func propagate(_ x: Tensor, partners: Partners?, includeBase: Bool, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
+    /// With `scores: false` the score is not formed (zeros are returned in its place); the
+    /// diagonal and the draws are the same.
+    func propagate(_ x: Tensor, partners: Partners?, includeBase: Bool, method: DiagonalHessianMethod,
+                   scores: Bool = true) -> (score: Tensor, diagonal: Tensor) {
         let (n, d) = (x.shape[0], x.shape[1])
         let noise: RandomStream?
         if case let .curvaturePropagation(stream) = method { noise = stream } else { noise = nil }
@@ -105,7 +108,10 @@ extension DKEF {
         }
 
         guard let partners else { return (g, curvature.diagonal) }
-        var perPartner: (Tensor, Curvature)? = nil
+        var perPartner: (Tensor?, Curvature)? = nil
+        func accumulate(_ gx: Tensor?, _ cx: Curvature) {
+            perPartner = perPartner.map { old in (gx.map { old.0! + $0 }, old.1 + cx) } ?? (gx, cx)
+        }
         let w = kernelWeights
         for j in 0..<configuration.kernelCount {
             let pass = features(j, x)
@@ -116,9 +122,9 @@ extension DKEF {
                 // The same numbers in one pass (no graph to record).
                 let node = CurvaturePropagationKernels.distanceNode(phi: pass.phi, inducing: fz, coefficients: w.select(j, alongAxis: 0),
                                                                     bandwidth: h, noise: noise)
-                let (gx, cx) = featureNetBackward(j, pass, gradient: node.gradient,
-                                                  curvature: .propagated(real: node.real, imaginary: node.imaginary), noise: noise)
-                perPartner = perPartner.map { ($0.0 + gx, $0.1 + cx) } ?? (gx, cx)
+                let (gx, cx) = featureNetBackward(j, pass, gradient: node.gradient, curvature: .propagated(real: node.real, imaginary: node.imaginary),
+                                                  noise: noise, gradientAtInput: scores)
+                accumulate(gx, cx)
                 continue
             }
             let diff: Tensor, c: Tensor
@@ -156,25 +162,28 @@ extension DKEF {
             }
             if case .each = partners {
                 // Keep the partner axis: g and curvature become [N, M, D].
-                let (gx, cx) = featureNetBackward(j, pass, gradient: gPhi, curvature: cPhi, noise: noise)
-                perPartner = perPartner.map { ($0.0 + gx, $0.1 + cx) } ?? (gx, cx)
+                let (gx, cx) = featureNetBackward(j, pass, gradient: gPhi, curvature: cPhi, noise: noise, gradientAtInput: scores)
+                accumulate(gx, cx)
                 continue
             }
             // Sum over partners, then back through the feature net.
-            let (gx, cx) = featureNetBackward(j, pass, gradient: gPhi.sum(alongAxis: 1), curvature: cPhi.summed(alongAxis: 1), noise: noise)
-            g = g + gx
+            let (gx, cx) = featureNetBackward(j, pass, gradient: gPhi.sum(alongAxis: 1), curvature: cPhi.summed(alongAxis: 1), noise: noise,
+                                              gradientAtInput: scores)
+            if let gx { g = g + gx }
             curvature = curvature + cx
         }
-        if let perPartner { return (perPartner.0, perPartner.1.diagonal) }
+        if let perPartner { return (perPartner.0 ?? Tensor.zeros([n, d]), perPartner.1.diagonal) }
         return (g, curvature.diagonal)
     }
 
     /// From (g, curvature) at φ_j(x) `[N, H]` (or `[N, M, H]`) back to x `[N, D]` (`[N, M, D]`)
-    /// through feature net j: the linear skip, W₃, softplus, W₂, softplus, W₁.
+    /// through feature net j: the linear skip, W₃, softplus, W₂, softplus, W₁. The gradient at x
+    /// is nil when `gradientAtInput` is false (only the curvature is wanted; the nodes still use
+    /// the gradient inside the net, and the draws are the same).
     func featureNetBackward(_ j: Int, _ pass: FeaturePass, gradient gPhi: Tensor, curvature cPhi: Curvature,
-                            noise: RandomStream?) -> (Tensor, Curvature) {
+                            noise: RandomStream?, gradientAtInput: Bool = true) -> (Tensor?, Curvature) {
         var gUp = gPhi, cUp = cPhi
-        let gSkip = Tensor.matmul(gUp, layer(j, 6), transposeB: true)
+        let gSkip = gradientAtInput ? Tensor.matmul(gUp, layer(j, 6), transposeB: true) : nil
         let cSkip = cUp.throughLinear(layer(j, 6))
         for (weight, slope) in [(layer(j, 4), pass.sigma2), (layer(j, 2), pass.sigma1)] {
             let gS = Tensor.matmul(gUp, weight, transposeB: true)
@@ -190,7 +199,7 @@ extension DKEF {
             gUp = sigma * gS
             cUp = cS.throughNode(slope: sigma, bend: sigma * (1 - sigma), gradient: gS, noise: noise)
         }
-        return (Tensor.matmul(gUp, layer(j, 0), transposeB: true) + gSkip, cUp.throughLinear(layer(j, 0)) + cSkip)
+        return (gSkip.map { Tensor.matmul(gUp, layer(j, 0), transposeB: true) + $0 }, cUp.throughLinear(layer(j, 0)) + cSkip)
     }
 
     /// For tests of the feature-net rules alone: (∇ₓ y, diag estimate) for y = φ_j(x) · head,
@@ -203,7 +212,7 @@ extension DKEF {
         let zero = Tensor.zeros(pass.phi.shape)
         let c: Curvature = noise == nil ? .approximate(h: zero) : .propagated(real: zero, imaginary: zero)
         let (g, curvature) = featureNetBackward(j, pass, gradient: gPhi, curvature: c, noise: noise)
-        return (g, curvature.diagonal)
+        return (g!, curvature.diagonal)
     }
 }
 

@@ -1,4 +1,5 @@
 import Autodiff
+import COpenBLAS
 import Foundation
 import GSLNumerics
 
@@ -122,5 +123,63 @@ enum CurvaturePropagationKernels {
             }
         }
         return (Tensor(shape: shape, scalars: g), Tensor(shape: shape, scalars: re), Tensor(shape: shape, scalars: im))
+    }
+
+    /// CP's trace estimate of every basis function Σ_j w_j k_j(·, z_m) at every point, `[N, M]`,
+    /// without a graph: per kernel the distance node, W₃ᵀ, the σ₂ node, W₂ᵀ and the σ₁ node as in
+    /// `propagate` with the partner axis (the same draws in the same order; the gradient channel
+    /// stops at the σ₁ node, as nothing below it needs it). The channels' last linear maps (W₁ᵀ
+    /// and the skip's W_sᵀ of every net) add up at x, so each is a GEMM accumulating into one
+    /// `[N·M, D]` result per channel, and trace[n, m] = Σ_d S_x² − S̃_x². Equal to `propagate`'s
+    /// diagonal summed over d up to the order of the sums (tested to 1e-12).
+    static func basisTraces(_ model: DKEF, at x: Tensor, noise: RandomStream) -> Tensor {
+        precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
+        let (n, d) = (x.shape[0], x.shape[1])
+        let (m, h, kernels) = (model.configuration.inducingPoints, model.configuration.hiddenWidth, model.configuration.kernelCount)
+        let rows = n * m
+        var real = [Double](repeating: 0, count: rows * d), imaginary = real          // S_x, S̃_x `[N·M, D]`
+        var started = false
+        /// S_x += S Wᵀ and S̃_x += S̃ Wᵀ for channels `[N·M, H]` and W `[D, H]`.
+        func accumulate(_ s: Tensor, _ si: Tensor, through w: Tensor) {
+            w.scalars.withUnsafeBufferPointer { w in
+                for (channel, out) in [(s, 0), (si, 1)] {
+                    channel.scalars.withUnsafeBufferPointer { c in
+                        func product(_ target: UnsafeMutablePointer<Double>) {
+                            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d), Int32(h), 1, c.baseAddress, Int32(h),
+                                        w.baseAddress, Int32(h), started ? 1 : 0, target, Int32(d))
+                        }
+                        if out == 0 { real.withUnsafeMutableBufferPointer { product($0.baseAddress!) } }
+                        else { imaginary.withUnsafeMutableBufferPointer { product($0.baseAddress!) } }
+                    }
+                }
+            }
+            started = true
+        }
+        let kernelWeights = model.kernelWeights
+        for j in 0..<kernels {
+            let pass = model.features(j, x)
+            let node = distanceNode(phi: pass.phi, inducing: model.featuresOfInducingPoints(j),
+                                    coefficients: kernelWeights.select(j, alongAxis: 0), bandwidth: model.bandwidth(j), noise: noise)
+            accumulate(node.real, node.imaginary, through: model.layer(j, 6))
+            var (g, re, im) = (node.gradient, node.real, node.imaginary)
+            for (weight, slope) in [(model.layer(j, 4), pass.sigma2), (model.layer(j, 2), pass.sigma1)] {
+                (g, re, im) = softplusNode(slope: slope, gradient: Tensor.matmul(g, weight, transposeB: true),
+                                           real: Tensor.matmul(re, weight, transposeB: true),
+                                           imaginary: Tensor.matmul(im, weight, transposeB: true), noise: noise)
+            }
+            accumulate(re, im, through: model.layer(j, 0))
+        }
+        var trace = [Double](repeating: 0, count: rows)
+        real.withUnsafeBufferPointer { s in
+            imaginary.withUnsafeBufferPointer { si in
+                for r in 0..<rows {
+                    let (a, b) = (s.baseAddress! + r * d, si.baseAddress! + r * d)
+                    var sum = 0.0
+                    for i in 0..<d { sum += a[i] * a[i] - b[i] * b[i] }
+                    trace[r] = sum
+                }
+            }
+        }
+        return Tensor(shape: [n, m], scalars: trace)
     }
 }

@@ -63,18 +63,24 @@ extension DKEF {
     }
 
     /// The basis terms of the methods with a special backward pass, for `QuadraticSystem.fit`:
-    /// the residuals ∇ₓ k_m(xₙ) and the trace estimates `[N, M]`. Approx BP: the factored exact
-    /// scores (forward mode along the coordinates) and `approximateBackpropagationTraces`; CP: its
-    /// backward pass with an M axis (`basisScoresAndDiagonalHessians`).
+    /// the residuals ∇ₓ k_m(xₙ), the exact scores in factored forward mode along the coordinates
+    /// for both methods, and the trace estimates `[N, M]`: Approx BP's
+    /// `approximateBackpropagationTraces`; CP's `curvaturePropagationBasisTraces`.
     func basisResidualsAndTraces(at x: Tensor, method: DiagonalHessianMethod) -> (BasisResidual, Tensor) {
+        let residual = BasisResidual.factored(kernelDirectionalDerivatives(at: x, first: .coordinates, second: nil))
         switch method {
-        case .approximateBackpropagation:
-            return (.factored(kernelDirectionalDerivatives(at: x, first: .coordinates, second: nil)),
-                    approximateBackpropagationTraces(at: x))
-        case .curvaturePropagation:
-            let (scores, diagonals) = basisScoresAndDiagonalHessians(at: x, method: method)
-            return (.dense(scores), diagonals.sum(alongAxis: 2))
+        case .approximateBackpropagation: return (residual, approximateBackpropagationTraces(at: x))
+        case let .curvaturePropagation(noise): return (residual, curvaturePropagationBasisTraces(at: x, noise: noise))
         }
+    }
+
+    /// CP's estimate of tr ∇ₓ² k_m(xₙ) for every point and basis function, `[N, M]`: the backward
+    /// pass with an M axis (`basisScoresAndDiagonalHessians`) without its scores, summed over the
+    /// coordinates. Without a graph, `CurvaturePropagationKernels.basisTraces` gives it from the
+    /// same draws with the last layer of every net in one GEMM (equal up to rounding).
+    func curvaturePropagationBasisTraces(at x: Tensor, noise: RandomStream) -> Tensor {
+        if !GradientMode.isRecording { return CurvaturePropagationKernels.basisTraces(self, at: x, noise: noise) }
+        return propagate(x, partners: .each, includeBase: false, method: .curvaturePropagation(noise), scores: false).diagonal.sum(alongAxis: 2)
     }
 }
 
@@ -137,7 +143,7 @@ extension DKEF {
             }
             let local = gamma / (-l)
             let cPhi = Curvature.propagated(real: summed(real) + injected(local), imaginary: summed(imaginary) + injected(-local))
-            curvature = curvature + featureNetBackward(j, pass, gradient: summed(gamma), curvature: cPhi, noise: noise).1
+            curvature = curvature + featureNetBackward(j, pass, gradient: summed(gamma), curvature: cPhi, noise: noise, gradientAtInput: false).1
         }
         return curvature.diagonal.sum(alongAxis: 1)
     }

@@ -56,9 +56,9 @@ public struct QuadraticSystem {
     ///
     /// For objectives with a `DirectionalForm` (SM, SSM, SSM-VR, DSM) the basis terms come from
     /// DKEF's forward-mode directional derivatives, once per point for all M basis functions; for
-    /// CP from its special backward pass with an M axis after one forward pass per point; for
-    /// Approx BP from the exact scores in forward mode and its trace as one GEMM per kernel
-    /// (`approximateBackpropagationTraces`). With `expanded: true` they come from the objective's terms on `DKEF.Basis` with each
+    /// CP and Approx BP the residuals are the exact scores in forward mode, and the traces come
+    /// from CP's backward pass with an M axis after one forward pass per point
+    /// (`curvaturePropagationBasisTraces`) or as one GEMM per kernel (`approximateBackpropagationTraces`). With `expanded: true` they come from the objective's terms on `DKEF.Basis` with each
     /// point repeated M times (the authors' formulation). Both give the same numbers (tested to
     /// 1e-10; for CP with the same draws).
     /// - Parameter createGraph: keep G and b differentiable in θ (training).

@@ -356,7 +356,7 @@ extension Tensor {
 
     /// The traces by GEMMs against Σ_d of the diagonal the backward pass carries with an
     /// N × M × H state: Approx BP per basis function (the M-axis pass) and for the density (the
-    /// pass summed at φ); CP for the density with the same draws.
+    /// pass summed at φ); CP per basis function and for the density with the same draws.
     @Test(arguments: [[3, 4], [40, 2], [7, 30]])
     func tracesEqualTheBackwardPass(shape: [Int]) {
         let d = shape[0]
@@ -366,6 +366,24 @@ extension Tensor {
         let fast = model.approximateBackpropagationTraces(at: x)
         let slow = model.basisScoresAndDiagonalHessians(at: x, method: .approximateBackpropagation).diagonals.sum(alongAxis: 2)
         #expect(fast.shape == [6, 5] && relative(fast, slow) < 1e-12, "\(relative(fast, slow))")
+        // CP per basis function: without a graph (last layers as accumulating GEMMs), and with one
+        // but without scores, against the full backward pass, the same draws; the stream ends
+        // in the same state.
+        func slowCP() -> (Tensor, Double) {
+            let noise = RandomStream(seed: 27)
+            let t = GradientMode.$isRecording.withValue(true) {
+                model.basisScoresAndDiagonalHessians(at: x, method: .curvaturePropagation(noise)).diagonals.sum(alongAxis: 2)
+            }
+            return (t, noise.uniform())
+        }
+        for recording in [false, true] {
+            let noise = RandomStream(seed: 27)
+            let fastCP = GradientMode.$isRecording.withValue(recording) { model.curvaturePropagationBasisTraces(at: x, noise: noise) }
+            let (slowTrace, slowNext) = slowCP()
+            #expect(fastCP.shape == [6, 5] && relative(fastCP, slowTrace) < 1e-12, "recording \(recording): \(relative(fastCP, slowTrace))")
+            #expect(noise.uniform() == slowNext)
+            if recording { #expect(fastCP.scalars == slowTrace.scalars) }
+        }
         let density = model.density(alpha: alpha), oracle = DiagonalSumOracle(density: density)
         for method in [{ DiagonalHessianMethod.approximateBackpropagation }, { .curvaturePropagation(RandomStream(seed: 29)) }] {
             let (trace, expected) = (density.traceOfDiagonalHessian(at: x, method: method()), oracle.traceOfDiagonalHessian(at: x, method: method()))
