@@ -11,6 +11,12 @@ import GSLNumerics
 /// √(M⁺) is not Lipschitz at M = 0, so anything short of bitwise equality would let rounding
 /// differences grow by a square root per training step.
 enum CurvaturePropagationKernels {
+    /// A buffer of `count` values for a kernel that writes every one of them: three distinct
+    /// arrays (`re = g` would share storage and copy it on the first write) and no zero fill.
+    static func outputBuffer(_ count: Int) -> [Double] {
+        [Double](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
     /// The exp node and the scaled-distance node for rows φ `[N, H]` against inducing features
     /// φ(Z) `[M, H]` with coefficient c (one value for every partner, or `[M]`) and bandwidth ℓ:
     ///
@@ -27,7 +33,7 @@ enum CurvaturePropagationKernels {
         precondition(c.count == 1 || c.count == m, "distanceNode: \(c.count) coefficients for \(m) partners")
         let scale = (l * -2).scalar, negative = (-l).scalar
         let bits1 = noise.rademacherBits(count: n * m), bits2 = noise.rademacherBits(count: n * m * h)
-        var g = [Double](repeating: 0, count: n * m * h), re = g, im = g
+        var (g, re, im) = (outputBuffer(n * m * h), outputBuffer(n * m * h), outputBuffer(n * m * h))
         var slopes = [Double](repeating: 0, count: h), signs = slopes
         let coefficients = c.scalars, cStride = c.count == 1 ? 0 : 1
         phi.scalars.withUnsafeBufferPointer { phi in
@@ -88,7 +94,7 @@ enum CurvaturePropagationKernels {
         let rows = gS.count / h, perPoint = rows / sigma.shape[0]
         let bits = noise.rademacherBits(count: gS.count)
         let bend = sigma.scalars.map { $0 * (1 - $0) }
-        var g = [Double](repeating: 0, count: gS.count), re = g, im = g
+        var (g, re, im) = (outputBuffer(gS.count), outputBuffer(gS.count), outputBuffer(gS.count))
         var signs = [Double](repeating: 0, count: h)
         sigma.scalars.withUnsafeBufferPointer { sigma in
             bend.withUnsafeBufferPointer { bend in
@@ -137,19 +143,17 @@ enum CurvaturePropagationKernels {
         let (n, d) = (x.shape[0], x.shape[1])
         let (m, h, kernels) = (model.configuration.inducingPoints, model.configuration.hiddenWidth, model.configuration.kernelCount)
         let rows = n * m
-        var real = [Double](repeating: 0, count: rows * d), imaginary = real          // S_x, S̃_x `[N·M, D]`
+        // S_x, S̃_x `[N·M, D]`, written by the first GEMM.
+        let (real, imaginary) = (UnsafeMutablePointer<Double>.allocate(capacity: rows * d), UnsafeMutablePointer<Double>.allocate(capacity: rows * d))
+        defer { real.deallocate(); imaginary.deallocate() }
         var started = false
         /// S_x += S Wᵀ and S̃_x += S̃ Wᵀ for channels `[N·M, H]` and W `[D, H]`.
         func accumulate(_ s: Tensor, _ si: Tensor, through w: Tensor) {
             w.scalars.withUnsafeBufferPointer { w in
-                for (channel, out) in [(s, 0), (si, 1)] {
+                for (channel, out) in [(s, real), (si, imaginary)] {
                     channel.scalars.withUnsafeBufferPointer { c in
-                        func product(_ target: UnsafeMutablePointer<Double>) {
-                            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d), Int32(h), 1, c.baseAddress, Int32(h),
-                                        w.baseAddress, Int32(h), started ? 1 : 0, target, Int32(d))
-                        }
-                        if out == 0 { real.withUnsafeMutableBufferPointer { product($0.baseAddress!) } }
-                        else { imaginary.withUnsafeMutableBufferPointer { product($0.baseAddress!) } }
+                        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d), Int32(h), 1, c.baseAddress, Int32(h),
+                                    w.baseAddress, Int32(h), started ? 1 : 0, out, Int32(d))
                     }
                 }
             }
@@ -170,15 +174,11 @@ enum CurvaturePropagationKernels {
             accumulate(re, im, through: model.layer(j, 0))
         }
         var trace = [Double](repeating: 0, count: rows)
-        real.withUnsafeBufferPointer { s in
-            imaginary.withUnsafeBufferPointer { si in
-                for r in 0..<rows {
-                    let (a, b) = (s.baseAddress! + r * d, si.baseAddress! + r * d)
-                    var sum = 0.0
-                    for i in 0..<d { sum += a[i] * a[i] - b[i] * b[i] }
-                    trace[r] = sum
-                }
-            }
+        for r in 0..<rows {
+            let (a, b) = (real + r * d, imaginary + r * d)
+            var sum = 0.0
+            for i in 0..<d { sum += a[i] * a[i] - b[i] * b[i] }
+            trace[r] = sum
         }
         return Tensor(shape: [n, m], scalars: trace)
     }

@@ -54,7 +54,7 @@ public final class RandomStream {
     }
 
     /// Sign i of packed Rademacher words: +1 for a set bit i % 32 of word i / 32, else −1.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func sign(_ words: [UInt32], _ i: Int) -> Double {
         (words[i >> 5] >> UInt32(i & 31)) & 1 == 1 ? 1 : -1
     }
