@@ -132,46 +132,71 @@ enum CurvaturePropagationKernels {
     }
 
     /// CP's trace estimate of every basis function Σ_j w_j k_j(·, z_m) at every point, `[N, M]`,
-    /// without a graph: per kernel the distance node, W₃ᵀ, the σ₂ node, W₂ᵀ and the σ₁ node as in
-    /// `propagate` with the partner axis (the same draws in the same order; the gradient channel
-    /// stops at the σ₁ node, as nothing below it needs it). The channels' last linear maps (W₁ᵀ
-    /// and the skip's W_sᵀ of every net) add up at x, so each is a GEMM accumulating into one
-    /// `[N·M, D]` result per channel, and trace[n, m] = Σ_d S_x² − S̃_x². Equal to `propagate`'s
-    /// diagonal summed over d up to the order of the sums (tested to 1e-12).
+    /// without a graph: per kernel the exp and distance nodes, W₃ᵀ, the σ₂ node, W₂ᵀ and the σ₁
+    /// node as in `propagate` with the partner axis (the same draws in the same order; the
+    /// gradient channel stops at the σ₁ node, as nothing below it needs it).
+    ///
+    /// Two things make it cheaper than the tensor form. With one basis function per partner the
+    /// exp node's coefficient is w_j > 0, so its curvature k w_j is ≥ 0 and the distance node's,
+    /// γ/(−ℓ), is ≤ 0: below the distance node the gradient and the real channel carry no noise,
+    /// and both are a scalar per pair times δ = φ(xₙ) − φ(z_m),
+    ///
+    ///     g_φ = (γ/−ℓ) δ,   S_φ = (√(k w_j) v₁ / −ℓ) δ,   S̃_φ = √(γ/ℓ) v₂,
+    ///
+    /// so their products with W₃ᵀ and W_sᵀ are the scalar times φ(xₙ)Wᵀ − φ(z_m)Wᵀ (a GEMM per
+    /// point and per inducing point instead of per pair); only S̃_φ needs the per-pair GEMM. And
+    /// the channels' last linear maps (W₁ᵀ and W_sᵀ of every net) add up at x, so they accumulate
+    /// into one `[N·M, D]` result per channel; trace[n, m] = Σ_d S_x² − S̃_x². Equal to
+    /// `propagate`'s diagonal summed over d up to the order of the sums (tested to 1e-12).
     static func basisTraces(_ model: DKEF, at x: Tensor, noise: RandomStream) -> Tensor {
         precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
         let (n, d) = (x.shape[0], x.shape[1])
         let (m, h, kernels) = (model.configuration.inducingPoints, model.configuration.hiddenWidth, model.configuration.kernelCount)
         let rows = n * m
-        // S_x, S̃_x `[N·M, D]`, written by the first GEMM.
+        // S_x, S̃_x `[N·M, D]`, each written first by assignment, then accumulated.
         let (real, imaginary) = (UnsafeMutablePointer<Double>.allocate(capacity: rows * d), UnsafeMutablePointer<Double>.allocate(capacity: rows * d))
         defer { real.deallocate(); imaginary.deallocate() }
-        var started = false
-        /// S_x += S Wᵀ and S̃_x += S̃ Wᵀ for channels `[N·M, H]` and W `[D, H]`.
-        func accumulate(_ s: Tensor, _ si: Tensor, through w: Tensor) {
+        var started = (real: false, imaginary: false)
+        /// S_x (or S̃_x) += S Wᵀ for a channel S `[N·M, H]` and W `[D, H]`.
+        func accumulate(_ channel: Tensor, through w: Tensor, intoReal: Bool) {
+            let beta: Double = (intoReal ? started.real : started.imaginary) ? 1 : 0
             w.scalars.withUnsafeBufferPointer { w in
-                for (channel, out) in [(s, real), (si, imaginary)] {
-                    channel.scalars.withUnsafeBufferPointer { c in
-                        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d), Int32(h), 1, c.baseAddress, Int32(h),
-                                    w.baseAddress, Int32(h), started ? 1 : 0, out, Int32(d))
+                channel.scalars.withUnsafeBufferPointer { c in
+                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d), Int32(h), 1, c.baseAddress, Int32(h),
+                                w.baseAddress, Int32(h), beta, intoReal ? real : imaginary, Int32(d))
+                }
+            }
+            if intoReal { started.real = true } else { started.imaginary = true }
+        }
+        let kernelWeights = model.kernelWeights.scalars
+        for j in 0..<kernels {
+            let pass = model.features(j, x)
+            let fz = model.featuresOfInducingPoints(j)
+            let (w3, ws) = (model.layer(j, 4), model.layer(j, 6))
+            let node = pairScalars(phi: pass.phi, inducing: fz, coefficient: kernelWeights[j], bandwidth: model.bandwidth(j).scalar, noise: noise)
+            // S_x = (S_e/−ℓ)(φ(xₙ)W_sᵀ − φ(z_m)W_sᵀ) from this kernel's skip.
+            let (ps, qs) = (Tensor.matmul(pass.phi, ws, transposeB: true).scalars, Tensor.matmul(fz, ws, transposeB: true).scalars)
+            let assign = !started.real
+            for i in 0..<n {
+                for p in 0..<m {
+                    let (row, scale) = (real + (i * m + p) * d, node.realScale[i * m + p])
+                    for e in 0..<d {
+                        let value = scale * (ps[i * d + e] - qs[p * d + e])
+                        row[e] = assign ? value : row[e] + value
                     }
                 }
             }
-            started = true
-        }
-        let kernelWeights = model.kernelWeights
-        for j in 0..<kernels {
-            let pass = model.features(j, x)
-            let node = distanceNode(phi: pass.phi, inducing: model.featuresOfInducingPoints(j),
-                                    coefficients: kernelWeights.select(j, alongAxis: 0), bandwidth: model.bandwidth(j), noise: noise)
-            accumulate(node.real, node.imaginary, through: model.layer(j, 6))
-            var (g, re, im) = (node.gradient, node.real, node.imaginary)
-            for (weight, slope) in [(model.layer(j, 4), pass.sigma2), (model.layer(j, 2), pass.sigma1)] {
-                (g, re, im) = softplusNode(slope: slope, gradient: Tensor.matmul(g, weight, transposeB: true),
-                                           real: Tensor.matmul(re, weight, transposeB: true),
-                                           imaginary: Tensor.matmul(im, weight, transposeB: true), noise: noise)
-            }
-            accumulate(re, im, through: model.layer(j, 0))
+            started.real = true
+            accumulate(node.imaginary, through: ws, intoReal: false)
+            let (a, b) = (Tensor.matmul(pass.phi, w3, transposeB: true), Tensor.matmul(fz, w3, transposeB: true))
+            var (g, re, im) = softplusNode(slope: pass.sigma2, gradient: pairwiseDifferences(node.gradientScale, a, b),
+                                           real: pairwiseDifferences(node.realScale, a, b),
+                                           imaginary: Tensor.matmul(node.imaginary, w3, transposeB: true), noise: noise)
+            let w2 = model.layer(j, 2)
+            (g, re, im) = softplusNode(slope: pass.sigma1, gradient: Tensor.matmul(g, w2, transposeB: true),
+                                       real: Tensor.matmul(re, w2, transposeB: true), imaginary: Tensor.matmul(im, w2, transposeB: true), noise: noise)
+            accumulate(re, through: model.layer(j, 0), intoReal: true)
+            accumulate(im, through: model.layer(j, 0), intoReal: false)
         }
         var trace = [Double](repeating: 0, count: rows)
         for r in 0..<rows {
@@ -181,5 +206,60 @@ enum CurvaturePropagationKernels {
             trace[r] = sum
         }
         return Tensor(shape: [n, m], scalars: trace)
+    }
+
+    /// The exp and distance nodes of one basis function per partner (coefficient c ≥ 0, bandwidth
+    /// ℓ > 0) for rows φ `[N, H]` against φ(Z) `[M, H]`, as scalars per pair: g_φ = gradientScale·δ,
+    /// S_φ = realScale·δ, and S̃_φ = √(γ/ℓ) v₂ `[N, M, H]`, with v₁ `[N, M]` drawn before v₂, as in
+    /// `distanceNode`.
+    static func pairScalars(phi: Tensor, inducing fz: Tensor, coefficient c: Double, bandwidth l: Double,
+                            noise: RandomStream) -> (gradientScale: [Double], realScale: [Double], imaginary: Tensor) {
+        precondition(c >= 0 && l > 0, "pairScalars: needs a coefficient ≥ 0 and a bandwidth > 0, have \(c) and \(l)")
+        let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
+        let (scale, negative) = (l * -2, -l)
+        let bits1 = noise.rademacherBits(count: n * m), bits2 = noise.rademacherBits(count: n * m * h)
+        var (gradientScale, realScale, imaginary) = (outputBuffer(n * m), outputBuffer(n * m), outputBuffer(n * m * h))
+        phi.scalars.withUnsafeBufferPointer { phi in
+            fz.scalars.withUnsafeBufferPointer { z in
+                imaginary.withUnsafeMutableBufferPointer { im in
+                    for i in 0..<n {
+                        let row = phi.baseAddress! + i * h
+                        for p in 0..<m {
+                            let zp = z.baseAddress! + p * h
+                            var s = 0.0
+                            for e in 0..<h { let d = row[e] - zp[e]; s += d * d }
+                            let k = Foundation.exp((0 + s) / scale)
+                            let gamma = c * k, pair = i * m + p
+                            let se = (k * c).squareRoot() * RandomStream.sign(bits1, pair)
+                            gradientScale[pair] = gamma / negative
+                            realScale[pair] = se / negative
+                            let root = (gamma / negative).magnitude.squareRoot()
+                            let out = im.baseAddress! + pair * h
+                            for e in 0..<h { out[e] = root * RandomStream.sign(bits2, pair * h + e) }
+                        }
+                    }
+                }
+            }
+        }
+        return (gradientScale, realScale, Tensor(shape: [n, m, h], scalars: imaginary))
+    }
+
+    /// scale[n·M + m] (a[n] − b[m]) for a `[N, K]`, b `[M, K]`, `[N, M, K]`.
+    static func pairwiseDifferences(_ scale: [Double], _ a: Tensor, _ b: Tensor) -> Tensor {
+        let (n, m, k) = (a.shape[0], b.shape[0], a.shape[1])
+        var out = outputBuffer(n * m * k)
+        a.scalars.withUnsafeBufferPointer { a in
+            b.scalars.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { out in
+                    for i in 0..<n {
+                        for p in 0..<m {
+                            let (o, s) = (out.baseAddress! + (i * m + p) * k, scale[i * m + p])
+                            for e in 0..<k { o[e] = s * (a[i * k + e] - b[p * k + e]) }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [n, m, k], scalars: out)
     }
 }

@@ -445,8 +445,9 @@ extension Tensor {
         #expect((a.uniform() != b.uniform()) == objective.drawsNoise)
     }
 
-    /// The evaluation density (libmvec's exp and log1p) against the differentiable one, with
-    /// points far out (kernel values that underflow) among them.
+    /// The evaluation density (libmvec's exp and log1p, all first layers in one GEMM, α folded in
+    /// by dgemv) against the differentiable one, with points far out (kernel values that
+    /// underflow) among them.
     @Test func evaluationLogDensityMatches() {
         let model = smallDKEF(dimension: 5, m: 7, hidden: 6, seed: 46)
         let stream = RandomStream(seed: 47)
@@ -455,6 +456,11 @@ extension Tensor {
         let fast = model.evaluationLogDensity(x, alpha: alpha), slow = withoutGradients { model.logDensity(x, alpha: alpha) }
         #expect(relative(fast, slow) < 1e-13, "\(relative(fast, slow))")
         #expect(relative(model.frozen().evaluationLogDensity(x, alpha: alpha), slow) < 1e-13)
+        // Every net's first layer and skip from one GEMM.
+        for (j, fast) in withoutGradients({ model.allFeatureValues(x) }).enumerated() {
+            let slow = withoutGradients { model.featureValues(j, x) }
+            #expect(relative(fast, slow) < 1e-14, "kernel \(j): \(relative(fast, slow))")
+        }
     }
 
     /// CP's one-pass stages (evaluations without a graph) against its tensor form (recording on),
