@@ -158,11 +158,45 @@ extension DKEF {
     }
 }
 
+extension DKEF {
+    /// ∇ₓ Σ_m α_m k(x, z_m) `[N, D]` by one reverse sweep through each net (a vector–Jacobian
+    /// product, R = D directions for the cost of one): with κ = w_j k_j `[N, M]` and β = κ ⊙ α,
+    ///
+    ///     ū = ∂/∂φ = (β φ(Z) − (Σ_m β_m) φ) / h,
+    ///     ∇ₓ = σ₁ ⊙ ((σ₂ ⊙ ūW₃ᵀ) W₂ᵀ) W₁ᵀ + ūW_sᵀ,   summed over the kernels j.
+    ///
+    /// The same numbers as `kernelDirectionalDerivatives(first: .coordinates).weighted(by: α)` up
+    /// to rounding (tested), which costs D tangents through every net. Differentiable in θ and α.
+    public func kernelScore(at x: Tensor, alpha: Tensor) -> Tensor {
+        let w = kernelWeights
+        return (0..<configuration.kernelCount).map { j -> Tensor in
+            let pass = features(j, x)
+            let fz = featuresOfInducingPoints(j)
+            let h = bandwidth(j)
+            let beta = (DKEF.squaredDistances(pass.phi, fz) / (h * -2)).exp() * w.select(j, alongAxis: 0) * alpha.reshaped([1, -1])
+            let u = (Tensor.matmul(beta, fz) - pass.phi * beta.sum(alongAxis: 1, keepingDimensions: true)) / h      // [N, H]
+            let a2 = pass.sigma2 * Tensor.matmul(u, layer(j, 4), transposeB: true)
+            let a1 = pass.sigma1 * Tensor.matmul(a2, layer(j, 2), transposeB: true)
+            return Tensor.matmul(a1, layer(j, 0), transposeB: true) + Tensor.matmul(u, layer(j, 6), transposeB: true)
+        }.summed()
+    }
+}
+
 extension DKEF.Density: DirectionalDerivatives {
-    /// q₀'s exact terms plus Σ_m α_m times the kernel's.
+    /// q₀'s exact terms plus Σ_m α_m times the kernel's. Along the coordinates without the
+    /// coordinates' curvature (DSM, SSM-VR, scores) the first derivatives are the score by one
+    /// reverse sweep (`kernelScore`), and the curvature directions alone go forward.
     public func directionalDerivatives(at x: Tensor, first u1: DirectionalForm.Directions,
                                        second u2: DirectionalForm.Directions?) -> (first: Tensor, secondSum: Tensor?) {
         let base = model.base.directionalDerivatives(at: x, first: u1, second: u2)
+        if case .coordinates = u1, !(u2?.isSame(as: .coordinates) ?? false) {
+            let first = base.first + model.kernelScore(at: x, alpha: alpha)
+            let secondSum = u2.map { u2 in
+                let kernel = model.kernelDirectionalDerivatives(at: x, first: u2, second: u2)
+                return base.secondSum! + Tensor.matmul(kernel.secondSum!, alpha.reshaped([-1, 1])).reshaped([-1])
+            }
+            return (first, secondSum)
+        }
         let kernel = model.kernelDirectionalDerivatives(at: x, first: u1, second: u2)
         let first = base.first + kernel.weighted(by: alpha)
         let secondSum = kernel.secondSum.map { base.secondSum! + Tensor.matmul($0, alpha.reshaped([-1, 1])).reshaped([-1]) }

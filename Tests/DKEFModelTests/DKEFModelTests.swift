@@ -495,7 +495,7 @@ extension Tensor {
         let x = stream.normal(shape: [3, 4]), u1 = stream.normal(shape: [3, 2, 4]), u2 = stream.normal(shape: [3, 3, 4])
         let cases: [(DirectionalForm.Directions, DirectionalForm.Directions?)] = [
             (.given(u1), .given(u2)), (.given(u2), .given(u2)), (.coordinates, .coordinates), (.coordinates, .given(u2)),
-            (.given(u1), nil),
+            (.given(u1), nil), (.coordinates, nil),
         ]
         for (first, second) in cases {
             for f in [model.density(alpha: stream.normal(shape: [5])) as any DirectionalDerivatives, model.base] {
