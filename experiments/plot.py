@@ -51,43 +51,107 @@ def series_order(methods):
     return sorted(methods, key=lambda s: (ORDER.index(methods[s]) if methods[s] in ORDER else 99, s))
 
 
-def plot_metric(ax, records, metric, log_y):
+def series_means(records, metric):
+    """{series: (dims, means, standard errors, method)} for one metric."""
     by, methods = grouped(records, metric)
+    out = {}
     for series in series_order(methods):
         ds = sorted(by[series])
         mean = np.array([np.mean(by[series][d]) for d in ds])
         se = np.array([np.std(by[series][d], ddof=1) / np.sqrt(len(by[series][d])) if len(by[series][d]) > 1 else 0.0 for d in ds])
-        label = LABELS.get(methods[series], methods[series]) + series[len(methods[series]):]
-        ax.errorbar(ds, mean, yerr=se, marker="o", capsize=3, color=COLOURS.get(methods[series]), label=label)
+        out[series] = (ds, mean, se, methods[series])
+    return out
+
+
+def off_scale(means):
+    """The series far above all others (Approx BP's 10⁶-10⁷ next to values below 10² or
+    negative): a series is off scale when its smallest mean is above the others' largest by more
+    than 100 times the others' range. Returns (off-scale series, the rest)."""
+    names = list(means)
+    off = []
+    while len(names) > 1:
+        top = max(names, key=lambda n: means[n][1].min())
+        rest = [n for n in names if n != top]
+        lo = min(means[n][1].min() for n in rest)
+        hi = max(means[n][1].max() for n in rest)
+        if means[top][1].min() > hi + 100 * max(hi - lo, abs(hi), 1e-12):
+            off.append(top)
+            names = rest
+        else:
+            break
+    return off, names
+
+
+def draw_series(ax, means, names):
+    for series in names:
+        ds, mean, se, method = means[series]
+        label = LABELS.get(method, method) + series[len(method):]
+        ax.errorbar(ds, mean, yerr=se, marker="o", capsize=3, color=COLOURS.get(method), label=label)
+
+
+def dimension_axis(ax, dims, label=True):
     ax.set_xscale("log")
-    dims = sorted({d for series in by for d in by[series]})
+    ax.set_xlim(dims[0] / 1.15, dims[-1] * 1.15)
     ax.set_xticks(dims)
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    if label:
+        ax.set_xlabel("data dimension D")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def plot_metric(ax, records, metric, log_y):
+    means = series_means(records, metric)
+    draw_series(ax, means, list(means))
+    dimension_axis(ax, sorted({d for ds, _, _, _ in means.values() for d in ds}))
     if log_y:
         ax.set_yscale("log")
-    ax.set_xlabel("data dimension D")
-    ax.grid(True, which="both", alpha=0.3)
+
+
+def broken_axis_panel(top, bottom, records, metric, log_y):
+    """One metric on a broken y axis: series far off the others' scale (`off_scale`) in the small
+    top axis (log scale), the rest readable in the bottom one; diagonal marks show the break."""
+    means = series_means(records, metric)
+    off, rest = off_scale(means)
+    dims = sorted({d for ds, _, _, _ in means.values() for d in ds})
+    draw_series(bottom, means, rest)
+    dimension_axis(bottom, dims)
+    if log_y:
+        bottom.set_yscale("log")
+    if not off:
+        top.set_visible(False)
+        return
+    draw_series(top, means, off)
+    dimension_axis(top, dims, label=False)
+    top.set_yscale("log")
+    top.tick_params(labelbottom=False)
+    top.spines["bottom"].set_visible(False)
+    bottom.spines["top"].set_visible(False)
+    top.text(0.01, 0.9, "off the lower scale", transform=top.transAxes, fontsize=7, va="top", alpha=0.7)
+    # The break: short diagonals on both axes' facing edges.
+    marks = dict(marker=[(-1, -0.5), (1, 0.5)], markersize=8, linestyle="none", color="k", mec="k", mew=1, clip_on=False)
+    top.plot([0, 1], [0, 0], transform=top.transAxes, scalex=False, scaley=False, **marks)
+    bottom.plot([0, 1], [1, 1], transform=bottom.transAxes, scalex=False, scaley=False, **marks)
 
 
 def figure1(path, prefix):
     records, provenance = cells(path)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    plot_metric(axes[0], records, "fisher_divergence", log_y=True)
-    axes[0].set_ylabel("test Fisher divergence ½E‖s − s_d‖²  (1/x²)")
-    axes[0].set_title("SM loss vs dimension (DKEF, N(0, I))")
-    plot_metric(axes[1], records, "exact_sm", log_y=False)
-    # Approx BP's objective runs to +10⁷ while the others sit near −D/2: a symmetric log axis
-    # (linear within ±10) keeps both readable.
-    axes[1].set_yscale("symlog", linthresh=10)
-    lowest = min((v["exact_sm"] for _, _, _, v, _ in records if "exact_sm" in v), default=-10)
-    if lowest < 0:
-        axes[1].set_ylim(bottom=-(10 ** np.ceil(np.log10(-lowest + 1))))
-    axes[1].set_ylabel("exact SM objective on test data  (1/x², symlog)")
-    axes[1].set_title("Exact score-matching objective")
-    axes[0].legend(fontsize=8)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 5.2), sharex="col", gridspec_kw={"height_ratios": [1, 3], "hspace": 0.08})
+    broken_axis_panel(axes[0][0], axes[1][0], records, "fisher_divergence", log_y=True)
+    axes[1][0].set_ylabel("test Fisher divergence ½E‖s − s_d‖²  (1/x²)")
+    axes[0][0].set_title("SM loss vs dimension (DKEF, N(0, I))")
+    broken_axis_panel(axes[0][1], axes[1][1], records, "exact_sm", log_y=False)
+    axes[1][1].set_ylabel("exact SM objective on test data  (1/x²)")
+    axes[0][1].set_title("Exact score-matching objective")
+    handles, labels = [], []
+    for ax in (axes[0][0], axes[1][0]):
+        h, l = ax.get_legend_handles_labels()
+        handles += h
+        labels += l
+    order = sorted(range(len(labels)), key=lambda k: next((i for i, m in enumerate(ORDER) if labels[k].startswith(LABELS[m])), 99))
+    axes[1][0].legend([handles[k] for k in order], [labels[k] for k in order], fontsize=8)
     fig.text(0.01, 0.01, f"{provenance.get('cpu_model', '')}; commit {str(provenance.get('git_commit', ''))[:12]}", fontsize=7, alpha=0.6)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.11, wspace=0.25)
     for ext in ("png", "pdf"):
         fig.savefig(f"{prefix}.{ext}", dpi=130)
 
