@@ -17,6 +17,28 @@ enum CurvaturePropagationKernels {
         [Double](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
     }
 
+    /// Calls `body(pair, p, φᵢ, φ(z_p), k)` for every row i of φ `[N, H]` and partner p of φ(Z)
+    /// `[M, H]` in row-major order (pair = i·M + p), with k = exp(‖φᵢ − φ(z_p)‖² / scale), the
+    /// squares summed in feature order as the tensor form sums them.
+    @inline(__always)
+    static func forEachPair(_ phi: Tensor, _ fz: Tensor, scale: Double,
+                            _ body: (_ pair: Int, _ p: Int, _ row: UnsafePointer<Double>, _ zp: UnsafePointer<Double>, _ k: Double) -> Void) {
+        let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
+        phi.scalars.withUnsafeBufferPointer { phi in
+            fz.scalars.withUnsafeBufferPointer { z in
+                for i in 0..<n {
+                    let row = phi.baseAddress! + i * h
+                    for p in 0..<m {
+                        let zp = z.baseAddress! + p * h
+                        var s = 0.0
+                        for e in 0..<h { let d = row[e] - zp[e]; s += d * d }
+                        body(i * m + p, p, row, zp, Foundation.exp((0 + s) / scale))
+                    }
+                }
+            }
+        }
+    }
+
     /// The exp node and the scaled-distance node for rows φ `[N, H]` against inducing features
     /// φ(Z) `[M, H]` with coefficient c (one value for every partner, or `[M]`) and bandwidth ℓ:
     ///
@@ -36,42 +58,30 @@ enum CurvaturePropagationKernels {
         var (g, re, im) = (outputBuffer(n * m * h), outputBuffer(n * m * h), outputBuffer(n * m * h))
         var slopes = [Double](repeating: 0, count: h), signs = slopes
         let coefficients = c.scalars, cStride = c.count == 1 ? 0 : 1
-        phi.scalars.withUnsafeBufferPointer { phi in
-            fz.scalars.withUnsafeBufferPointer { z in
-                g.withUnsafeMutableBufferPointer { g in
-                    re.withUnsafeMutableBufferPointer { re in
-                        im.withUnsafeMutableBufferPointer { im in
-                            slopes.withUnsafeMutableBufferPointer { slopes in
-                                signs.withUnsafeMutableBufferPointer { signs in
-                                    let (g, re, im, slopes, signs) = (g.baseAddress!, re.baseAddress!, im.baseAddress!, slopes.baseAddress!, signs.baseAddress!)
-                                    for i in 0..<n {
-                                        let row = phi.baseAddress! + i * h
-                                        for p in 0..<m {
-                                            let zp = z.baseAddress! + p * h
-                                            var s = 0.0
-                                            for e in 0..<h { let d = row[e] - zp[e]; s += d * d }
-                                            let k = Foundation.exp((0 + s) / scale)
-                                            let cp = coefficients[p * cStride]
-                                            let gamma = cp * k, bend = k * cp
-                                            let pair = i * m + p
-                                            let v1: Double = RandomStream.sign(bits1, pair)
-                                            let rootE = bend.magnitude.squareRoot()
-                                            let sr = k * 0 + (bend > 0 ? rootE : 0) * v1
-                                            let si = k * 0 + (bend < 0 ? rootE : 0) * v1
-                                            let local = gamma / negative, rootD = local.magnitude.squareRoot()
-                                            let (rootR, rootI) = (local > 0 ? rootD : 0, local < 0 ? rootD : 0)
-                                            for e in 0..<h {
-                                                slopes[e] = (row[e] - zp[e]) / negative
-                                                signs[e] = RandomStream.sign(bits2, pair * h + e)
-                                            }
-                                            let (go, ro, io) = (g + pair * h, re + pair * h, im + pair * h)
-                                            for e in 0..<h {
-                                                go[e] = gamma * slopes[e]
-                                                ro[e] = slopes[e] * sr + rootR * signs[e]
-                                                io[e] = slopes[e] * si + rootI * signs[e]
-                                            }
-                                        }
-                                    }
+        g.withUnsafeMutableBufferPointer { g in
+            re.withUnsafeMutableBufferPointer { re in
+                im.withUnsafeMutableBufferPointer { im in
+                    slopes.withUnsafeMutableBufferPointer { slopes in
+                        signs.withUnsafeMutableBufferPointer { signs in
+                            let (g, re, im, slopes, signs) = (g.baseAddress!, re.baseAddress!, im.baseAddress!, slopes.baseAddress!, signs.baseAddress!)
+                            forEachPair(phi, fz, scale: scale) { pair, p, row, zp, k in
+                                let cp = coefficients[p * cStride]
+                                let gamma = cp * k, bend = k * cp
+                                let v1: Double = RandomStream.sign(bits1, pair)
+                                let rootE = bend.magnitude.squareRoot()
+                                let sr = k * 0 + (bend > 0 ? rootE : 0) * v1
+                                let si = k * 0 + (bend < 0 ? rootE : 0) * v1
+                                let local = gamma / negative, rootD = local.magnitude.squareRoot()
+                                let (rootR, rootI) = (local > 0 ? rootD : 0, local < 0 ? rootD : 0)
+                                for e in 0..<h {
+                                    slopes[e] = (row[e] - zp[e]) / negative
+                                    signs[e] = RandomStream.sign(bits2, pair * h + e)
+                                }
+                                let (go, ro, io) = (g + pair * h, re + pair * h, im + pair * h)
+                                for e in 0..<h {
+                                    go[e] = gamma * slopes[e]
+                                    ro[e] = slopes[e] * sr + rootR * signs[e]
+                                    io[e] = slopes[e] * si + rootI * signs[e]
                                 }
                             }
                         }
@@ -219,26 +229,15 @@ enum CurvaturePropagationKernels {
         let (scale, negative) = (l * -2, -l)
         let bits1 = noise.rademacherBits(count: n * m), bits2 = noise.rademacherBits(count: n * m * h)
         var (gradientScale, realScale, imaginary) = (outputBuffer(n * m), outputBuffer(n * m), outputBuffer(n * m * h))
-        phi.scalars.withUnsafeBufferPointer { phi in
-            fz.scalars.withUnsafeBufferPointer { z in
-                imaginary.withUnsafeMutableBufferPointer { im in
-                    for i in 0..<n {
-                        let row = phi.baseAddress! + i * h
-                        for p in 0..<m {
-                            let zp = z.baseAddress! + p * h
-                            var s = 0.0
-                            for e in 0..<h { let d = row[e] - zp[e]; s += d * d }
-                            let k = Foundation.exp((0 + s) / scale)
-                            let gamma = c * k, pair = i * m + p
-                            let se = (k * c).squareRoot() * RandomStream.sign(bits1, pair)
-                            gradientScale[pair] = gamma / negative
-                            realScale[pair] = se / negative
-                            let root = (gamma / negative).magnitude.squareRoot()
-                            let out = im.baseAddress! + pair * h
-                            for e in 0..<h { out[e] = root * RandomStream.sign(bits2, pair * h + e) }
-                        }
-                    }
-                }
+        imaginary.withUnsafeMutableBufferPointer { im in
+            forEachPair(phi, fz, scale: scale) { pair, _, _, _, k in
+                let gamma = c * k
+                let se = (k * c).squareRoot() * RandomStream.sign(bits1, pair)
+                gradientScale[pair] = gamma / negative
+                realScale[pair] = se / negative
+                let root = (gamma / negative).magnitude.squareRoot()
+                let out = im.baseAddress! + pair * h
+                for e in 0..<h { out[e] = root * RandomStream.sign(bits2, pair * h + e) }
             }
         }
         return (gradientScale, realScale, Tensor(shape: [n, m, h], scalars: imaginary))
