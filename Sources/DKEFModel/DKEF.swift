@@ -254,10 +254,14 @@ public struct DKEF: LogDensityModel {
     public var basis: Basis { Basis(model: self) }
 
     /// log p̃ = log q₀ + Σ_m α_m k(·, z_m).
-    public struct Density: DiagonalHessianEstimating {
+    public struct Density: DiagonalHessianEstimating, ExplicitScore {
         public let model: DKEF
         public let alpha: Tensor
         public func logDensity(_ x: Tensor) -> Tensor { model.logDensity(x, alpha: alpha) }
+        /// −x/σ₀² + `kernelScore` (one reverse sweep per net, no tape through x).
+        public func score(at x: Tensor) -> Tensor {
+            x / (-model.configuration.baseSigma * model.configuration.baseSigma) + model.kernelScore(at: x, alpha: alpha)
+        }
         public func scoreAndDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
             model.propagate(x, partners: .all(alpha: alpha), includeBase: true, method: method)
         }

@@ -51,6 +51,15 @@ extension DiagonalHessianEstimating {
     }
 }
 
+/// A log-density that gives its score in closed form, written with operations differentiable in
+/// its parameters, for objectives that do not differentiate the score again in x (the special
+/// passes of CP and Approx BP read x itself): cheaper than reverse mode through the tape, which
+/// `score(of:at:)` uses for every other log-density and for those objectives' tests.
+public protocol ExplicitScore: LogDensityFunction {
+    /// ∇ₓ log p̃ per row, `[N, D]`.
+    func score(at x: Tensor) -> Tensor
+}
+
 /// The model score s(x) = ∇ₓ log p̃(x) per row, `[N, D]`, kept in the graph so that it can be
 /// differentiated again (for ∇ₓ s and for parameter gradients). `x` must require a gradient.
 public func score(of f: any LogDensityFunction, at x: Tensor) -> Tensor {

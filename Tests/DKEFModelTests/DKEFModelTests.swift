@@ -487,6 +487,21 @@ extension Tensor {
         }
     }
 
+    /// The density's closed-form score (one reverse sweep per net) against reverse mode through
+    /// the tape, and the parameter gradients of a function of it.
+    @Test func explicitScoreMatchesReverseMode() {
+        let model = smallDKEF(dimension: 6, m: 5, hidden: 4, seed: 51)
+        let stream = RandomStream(seed: 52)
+        let x = stream.normal(shape: [7, 6]) * 1.5
+        let density = model.density(alpha: stream.normal(shape: [5]))
+        let fast = density.score(at: x), slow = score(of: density, at: x.requiringGradient())
+        #expect(relative(fast, slow) < 1e-12, "\(relative(fast, slow))")
+        let gf = gradients(of: fast.square().sum(), with: model.parameters)
+        let gs = gradients(of: slow.square().sum(), with: model.parameters)
+        let scale = gs.flatMap(\.scalars).map(abs).max()!
+        for (k, (a, b)) in zip(gf, gs).enumerated() { #expect(maxAbs(a, b) / scale < 1e-12, "parameter \(k)") }
+    }
+
     /// Density and base directional derivatives against reverse mode: given directions (distinct,
     /// shared), coordinates, and a mix; the sum of second derivatives by both of its routes.
     @Test func directionalDerivativesMatchReverseMode() {
