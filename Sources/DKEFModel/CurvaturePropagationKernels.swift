@@ -11,6 +11,15 @@ import GSLNumerics
 /// √(M⁺) is not Lipschitz at M = 0, so anything short of bitwise equality would let rounding
 /// differences grow by a square root per training step.
 enum CurvaturePropagationKernels {
+    /// Rademacher signs packed 32 to a word (`RandomStream.rademacherBits`) and the position of a
+    /// kernel's first element among them, so a block of rows reads the signs the whole batch drew.
+    struct Signs {
+        var bits: [UInt32]
+        var offset = 0
+        init(_ bits: [UInt32], offset: Int = 0) { self.bits = bits; self.offset = offset }
+        func advanced(by n: Int) -> Signs { Signs(bits, offset: offset + n) }
+    }
+
     /// A buffer of `count` values for a kernel that writes every one of them: three distinct
     /// arrays (`re = g` would share storage and copy it on the first write) and no zero fill.
     static func outputBuffer(_ count: Int) -> [Double] {
@@ -99,10 +108,16 @@ enum CurvaturePropagationKernels {
     ///     M = (σ(1 − σ)) g,   g ← σ g,   S ← σ S + √M⁺ v,   S̃ ← σ S̃ + √(−M)⁺ v.
     static func softplusNode(slope sigma: Tensor, gradient gS: Tensor, real rS: Tensor, imaginary iS: Tensor,
                              noise: RandomStream) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
+        softplusNode(slope: sigma, gradient: gS, real: rS, imaginary: iS, signs: Signs(noise.rademacherBits(count: gS.count)))
+    }
+
+    /// The same with the node's signs given: element i of the inputs takes sign `signs.offset + i`.
+    static func softplusNode(slope sigma: Tensor, gradient gS: Tensor, real rS: Tensor, imaginary iS: Tensor,
+                             signs drawn: Signs) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
         precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
         let shape = gS.shape, h = sigma.shape[1]
         let rows = gS.count / h, perPoint = rows / sigma.shape[0]
-        let bits = noise.rademacherBits(count: gS.count)
+        let (bits, first) = (drawn.bits, drawn.offset)
         let bend = sigma.scalars.map { $0 * (1 - $0) }
         var (g, re, im) = (outputBuffer(gS.count), outputBuffer(gS.count), outputBuffer(gS.count))
         var signs = [Double](repeating: 0, count: h)
@@ -121,7 +136,7 @@ enum CurvaturePropagationKernels {
                                                 let offset = r * h
                                                 let (gi, ri, ii) = (gs.baseAddress! + offset, rs.baseAddress! + offset, isv.baseAddress! + offset)
                                                 let (go, ro, io) = (g.baseAddress! + offset, re.baseAddress! + offset, im.baseAddress! + offset)
-                                                for e in 0..<h { signs[e] = RandomStream.sign(bits, offset + e) }
+                                                for e in 0..<h { signs[e] = RandomStream.sign(bits, first + offset + e) }
                                                 for e in 0..<h {
                                                     let mv = b[e] * gi[e], root = mv.magnitude.squareRoot()
                                                     go[e] = s[e] * gi[e]
@@ -158,62 +173,86 @@ enum CurvaturePropagationKernels {
     /// the channels' last linear maps (W₁ᵀ and W_sᵀ of every net) add up at x, so they accumulate
     /// into one `[N·M, D]` result per channel; trace[n, m] = Σ_d S_x² − S̃_x². Equal to
     /// `propagate`'s diagonal summed over d up to the order of the sums (tested to 1e-12).
-    static func basisTraces(_ model: DKEF, at x: Tensor, noise: RandomStream) -> Tensor {
+    ///
+    /// The batch is processed in blocks of `pointsPerBlock` points (all their pairs, every kernel),
+    /// so the `[points·M, H]` channels of a block stay in cache; the signs are drawn for the whole
+    /// batch first, in the unblocked order (per kernel v₁, v₂, the σ₂ node's, the σ₁ node's), and
+    /// each block reads its own. Every row sees the same operations whatever the blocking.
+    static func basisTraces(_ model: DKEF, at x: Tensor, noise: RandomStream, pointsPerBlock: Int = 4) -> Tensor {
         precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
+        precondition(pointsPerBlock >= 1, "basisTraces: pointsPerBlock must be ≥ 1")
         let (n, d) = (x.shape[0], x.shape[1])
         let (m, h, kernels) = (model.configuration.inducingPoints, model.configuration.hiddenWidth, model.configuration.kernelCount)
-        let rows = n * m
-        // S_x, S̃_x `[N·M, D]`, each written first by assignment, then accumulated.
-        let (real, imaginary) = (UnsafeMutablePointer<Double>.allocate(capacity: rows * d), UnsafeMutablePointer<Double>.allocate(capacity: rows * d))
-        defer { real.deallocate(); imaginary.deallocate() }
-        var started = (real: false, imaginary: false)
-        /// S_x (or S̃_x) += S Wᵀ for a channel S `[N·M, H]` and W `[D, H]`.
-        func accumulate(_ channel: Tensor, through w: Tensor, intoReal: Bool) {
-            let beta: Double = (intoReal ? started.real : started.imaginary) ? 1 : 0
-            w.scalars.withUnsafeBufferPointer { w in
-                channel.scalars.withUnsafeBufferPointer { c in
-                    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d), Int32(h), 1, c.baseAddress, Int32(h),
-                                w.baseAddress, Int32(h), beta, intoReal ? real : imaginary, Int32(d))
-                }
-            }
-            if intoReal { started.real = true } else { started.imaginary = true }
-        }
         let kernelWeights = model.kernelWeights.scalars
-        for j in 0..<kernels {
-            let pass = model.features(j, x)
-            let fz = model.featuresOfInducingPoints(j)
+        // Per kernel, for the whole batch: the forward pass, φ(xₙ)W₃ᵀ, φ(z_m)W₃ᵀ, φ(xₙ)W_sᵀ,
+        // φ(z_m)W_sᵀ, and the signs.
+        struct Kernel {
+            var pass: DKEF.FeaturePass, inducing: Tensor, coefficient: Double, bandwidth: Double
+            var a: Tensor, b: Tensor, skipA: [Double], skipB: [Double]
+            var w1: Tensor, w2: Tensor, w3: Tensor, ws: Tensor
+            var v1: Signs, v2: Signs, sigma2: Signs, sigma1: Signs
+        }
+        let parts = (0..<kernels).map { j -> Kernel in
+            let pass = model.features(j, x), fz = model.featuresOfInducingPoints(j)
             let (w3, ws) = (model.layer(j, 4), model.layer(j, 6))
-            let node = pairScalars(phi: pass.phi, inducing: fz, coefficient: kernelWeights[j], bandwidth: model.bandwidth(j).scalar, noise: noise)
-            // S_x = (S_e/−ℓ)(φ(xₙ)W_sᵀ − φ(z_m)W_sᵀ) from this kernel's skip.
-            let (ps, qs) = (Tensor.matmul(pass.phi, ws, transposeB: true).scalars, Tensor.matmul(fz, ws, transposeB: true).scalars)
-            let assign = !started.real
-            for i in 0..<n {
-                for p in 0..<m {
-                    let (row, scale) = (real + (i * m + p) * d, node.realScale[i * m + p])
-                    for e in 0..<d {
-                        let value = scale * (ps[i * d + e] - qs[p * d + e])
-                        row[e] = assign ? value : row[e] + value
+            let (v1, v2) = (Signs(noise.rademacherBits(count: n * m)), Signs(noise.rademacherBits(count: n * m * h)))
+            let (sigma2, sigma1) = (Signs(noise.rademacherBits(count: n * m * h)), Signs(noise.rademacherBits(count: n * m * h)))
+            return Kernel(pass: pass, inducing: fz, coefficient: kernelWeights[j], bandwidth: model.bandwidth(j).scalar,
+                          a: Tensor.matmul(pass.phi, w3, transposeB: true), b: Tensor.matmul(fz, w3, transposeB: true),
+                          skipA: Tensor.matmul(pass.phi, ws, transposeB: true).scalars, skipB: Tensor.matmul(fz, ws, transposeB: true).scalars,
+                          w1: model.layer(j, 0), w2: model.layer(j, 2), w3: w3, ws: ws, v1: v1, v2: v2, sigma2: sigma2, sigma1: sigma1)
+        }
+        let maxRows = min(pointsPerBlock, n) * m
+        // S_x, S̃_x of a block `[rows, D]`, each written first by assignment, then accumulated.
+        let (real, imaginary) = (UnsafeMutablePointer<Double>.allocate(capacity: maxRows * d), UnsafeMutablePointer<Double>.allocate(capacity: maxRows * d))
+        defer { real.deallocate(); imaginary.deallocate() }
+        var trace = [Double](repeating: 0, count: n * m)
+        for start in stride(from: 0, to: n, by: pointsPerBlock) {
+            let points = start..<min(start + pointsPerBlock, n)
+            let rows = points.count * m
+            var startedImaginary = false
+            /// S_x (or S̃_x) += S Wᵀ for a channel S `[rows, H]` and W `[D, H]`.
+            func accumulate(_ channel: Tensor, through w: Tensor, intoReal: Bool, beta: Double) {
+                w.scalars.withUnsafeBufferPointer { w in
+                    channel.scalars.withUnsafeBufferPointer { c in
+                        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d), Int32(h), 1, c.baseAddress, Int32(h),
+                                    w.baseAddress, Int32(h), beta, intoReal ? real : imaginary, Int32(d))
                     }
                 }
             }
-            started.real = true
-            accumulate(node.imaginary, through: ws, intoReal: false)
-            let (a, b) = (Tensor.matmul(pass.phi, w3, transposeB: true), Tensor.matmul(fz, w3, transposeB: true))
-            var (g, re, im) = softplusNode(slope: pass.sigma2, gradient: pairwiseDifferences(node.gradientScale, a, b),
-                                           real: pairwiseDifferences(node.realScale, a, b),
-                                           imaginary: Tensor.matmul(node.imaginary, w3, transposeB: true), noise: noise)
-            let w2 = model.layer(j, 2)
-            (g, re, im) = softplusNode(slope: pass.sigma1, gradient: Tensor.matmul(g, w2, transposeB: true),
-                                       real: Tensor.matmul(re, w2, transposeB: true), imaginary: Tensor.matmul(im, w2, transposeB: true), noise: noise)
-            accumulate(re, through: model.layer(j, 0), intoReal: true)
-            accumulate(im, through: model.layer(j, 0), intoReal: false)
-        }
-        var trace = [Double](repeating: 0, count: rows)
-        for r in 0..<rows {
-            let (a, b) = (real + r * d, imaginary + r * d)
-            var sum = 0.0
-            for i in 0..<d { sum += a[i] * a[i] - b[i] * b[i] }
-            trace[r] = sum
+            for (j, k) in parts.enumerated() {
+                let rowsOf = { (t: Tensor) in t.slice(points, alongAxis: 0) }
+                let node = pairScalars(phi: rowsOf(k.pass.phi), inducing: k.inducing, coefficient: k.coefficient, bandwidth: k.bandwidth,
+                                       v1: k.v1.advanced(by: start * m), v2: k.v2.advanced(by: start * m * h))
+                // S_x = (S_e/−ℓ)(φ(xₙ)W_sᵀ − φ(z_m)W_sᵀ) from this kernel's skip.
+                for (i, point) in points.enumerated() {
+                    for p in 0..<m {
+                        let (row, scale) = (real + (i * m + p) * d, node.realScale[i * m + p])
+                        for e in 0..<d {
+                            let value = scale * (k.skipA[point * d + e] - k.skipB[p * d + e])
+                            row[e] = j == 0 ? value : row[e] + value
+                        }
+                    }
+                }
+                accumulate(node.imaginary, through: k.ws, intoReal: false, beta: startedImaginary ? 1 : 0)
+                startedImaginary = true
+                let a = rowsOf(k.a)
+                var (g, re, im) = softplusNode(slope: rowsOf(k.pass.sigma2), gradient: pairwiseDifferences(node.gradientScale, a, k.b),
+                                               real: pairwiseDifferences(node.realScale, a, k.b),
+                                               imaginary: Tensor.matmul(node.imaginary, k.w3, transposeB: true),
+                                               signs: k.sigma2.advanced(by: start * m * h))
+                (g, re, im) = softplusNode(slope: rowsOf(k.pass.sigma1), gradient: Tensor.matmul(g, k.w2, transposeB: true),
+                                           real: Tensor.matmul(re, k.w2, transposeB: true), imaginary: Tensor.matmul(im, k.w2, transposeB: true),
+                                           signs: k.sigma1.advanced(by: start * m * h))
+                accumulate(re, through: k.w1, intoReal: true, beta: 1)
+                accumulate(im, through: k.w1, intoReal: false, beta: 1)
+            }
+            for r in 0..<rows {
+                let (a, b) = (real + r * d, imaginary + r * d)
+                var sum = 0.0
+                for i in 0..<d { sum += a[i] * a[i] - b[i] * b[i] }
+                trace[start * m + r] = sum
+            }
         }
         return Tensor(shape: [n, m], scalars: trace)
     }
@@ -224,20 +263,29 @@ enum CurvaturePropagationKernels {
     /// `distanceNode`.
     static func pairScalars(phi: Tensor, inducing fz: Tensor, coefficient c: Double, bandwidth l: Double,
                             noise: RandomStream) -> (gradientScale: [Double], realScale: [Double], imaginary: Tensor) {
+        let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
+        let v1 = Signs(noise.rademacherBits(count: n * m)), v2 = Signs(noise.rademacherBits(count: n * m * h))
+        return pairScalars(phi: phi, inducing: fz, coefficient: c, bandwidth: l, v1: v1, v2: v2)
+    }
+
+    /// The same with the signs given: pair i takes v₁ sign `v1.offset + i`, its element e v₂ sign
+    /// `v2.offset + i·H + e`.
+    static func pairScalars(phi: Tensor, inducing fz: Tensor, coefficient c: Double, bandwidth l: Double,
+                            v1: Signs, v2: Signs) -> (gradientScale: [Double], realScale: [Double], imaginary: Tensor) {
         precondition(c >= 0 && l > 0, "pairScalars: needs a coefficient ≥ 0 and a bandwidth > 0, have \(c) and \(l)")
         let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
         let (scale, negative) = (l * -2, -l)
-        let bits1 = noise.rademacherBits(count: n * m), bits2 = noise.rademacherBits(count: n * m * h)
+        let (bits1, first1, bits2, first2) = (v1.bits, v1.offset, v2.bits, v2.offset)
         var (gradientScale, realScale, imaginary) = (outputBuffer(n * m), outputBuffer(n * m), outputBuffer(n * m * h))
         imaginary.withUnsafeMutableBufferPointer { im in
             forEachPair(phi, fz, scale: scale) { pair, _, _, _, k in
                 let gamma = c * k
-                let se = (k * c).squareRoot() * RandomStream.sign(bits1, pair)
+                let se = (k * c).squareRoot() * RandomStream.sign(bits1, first1 + pair)
                 gradientScale[pair] = gamma / negative
                 realScale[pair] = se / negative
                 let root = (gamma / negative).magnitude.squareRoot()
                 let out = im.baseAddress! + pair * h
-                for e in 0..<h { out[e] = root * RandomStream.sign(bits2, pair * h + e) }
+                for e in 0..<h { out[e] = root * RandomStream.sign(bits2, first2 + pair * h + e) }
             }
         }
         return (gradientScale, realScale, Tensor(shape: [n, m, h], scalars: imaginary))

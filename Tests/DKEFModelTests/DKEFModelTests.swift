@@ -384,6 +384,12 @@ extension Tensor {
             #expect(noise.uniform() == slowNext)
             if recording { #expect(fastCP.scalars == slowTrace.scalars) }
         }
+        // The blocking of the pass without a graph changes nothing, to the bit (1 point, 4 with a
+        // remainder, all 6 at once).
+        let blocked = [1, 4, 6].map { size in
+            withoutGradients { CurvaturePropagationKernels.basisTraces(model, at: x, noise: RandomStream(seed: 27), pointsPerBlock: size) }.scalars
+        }
+        #expect(blocked[0] == blocked[1] && blocked[1] == blocked[2])
         let density = model.density(alpha: alpha), oracle = DiagonalSumOracle(density: density)
         for method in [{ DiagonalHessianMethod.approximateBackpropagation }, { .curvaturePropagation(RandomStream(seed: 29)) }] {
             let (trace, expected) = (density.traceOfDiagonalHessian(at: x, method: method()), oracle.traceOfDiagonalHessian(at: x, method: method()))
