@@ -127,6 +127,10 @@ extension DKEF {
                 accumulate(gx, cx)
                 continue
             }
+            if GradientMode.isRecording, !scores, let noise, case .each = partners {
+                accumulate(nil, eachPartnerChannel(j, pass, inducing: fz, bandwidth: h, noise: noise))
+                continue
+            }
             let diff: Tensor, c: Tensor
             switch partners {
             case let .all(alpha):
@@ -186,20 +190,58 @@ extension DKEF {
         let gSkip = gradientAtInput ? Tensor.matmul(gUp, layer(j, 6), transposeB: true) : nil
         let cSkip = cUp.throughLinear(layer(j, 6))
         for (weight, slope) in [(layer(j, 4), pass.sigma2), (layer(j, 2), pass.sigma1)] {
-            let gS = Tensor.matmul(gUp, weight, transposeB: true)
-            let cS = cUp.throughLinear(weight)
-            if !GradientMode.isRecording, let noise, case let .propagated(r, i) = cS {
-                let node = CurvaturePropagationKernels.softplusNode(slope: slope, gradient: gS, real: r, imaginary: i, noise: noise)
-                gUp = node.gradient
-                cUp = .propagated(real: node.real, imaginary: node.imaginary)
-                continue
-            }
-            // With a partner axis ([N, M, H]) the forward values broadcast over it.
-            let sigma = gS.rank == 3 ? slope.expandingShape(at: 1) : slope
-            gUp = sigma * gS
-            cUp = cS.throughNode(slope: sigma, bend: sigma * (1 - sigma), gradient: gS, noise: noise)
+            (gUp, cUp) = throughSoftplus(slope: slope, gradient: Tensor.matmul(gUp, weight, transposeB: true), curvature: cUp.throughLinear(weight), noise: noise)
         }
         return (gSkip.map { Tensor.matmul(gUp, layer(j, 0), transposeB: true) + $0 }, cUp.throughLinear(layer(j, 0)) + cSkip)
+    }
+
+    /// Through a softplus node with slopes σ `[N, H]` (broadcast over a partner axis of `[N, M, H]`
+    /// inputs), given the gradient and the channel at its output: σ g, and the channel through the
+    /// node with local curvature σ(1 − σ) g. Without a graph CP's node is one pass
+    /// (`CurvaturePropagationKernels.softplusNode`, bitwise the same).
+    func throughSoftplus(slope: Tensor, gradient gS: Tensor, curvature cS: Curvature, noise: RandomStream?) -> (Tensor, Curvature) {
+        if !GradientMode.isRecording, let noise, case let .propagated(r, i) = cS {
+            let node = CurvaturePropagationKernels.softplusNode(slope: slope, gradient: gS, real: r, imaginary: i, noise: noise)
+            return (node.gradient, .propagated(real: node.real, imaginary: node.imaginary))
+        }
+        let sigma = gS.rank == 3 ? slope.expandingShape(at: 1) : slope
+        return (sigma * gS, cS.throughNode(slope: sigma, bend: sigma * (1 - sigma), gradient: gS, noise: noise))
+    }
+
+    /// CP's channel at x `[N, M, D]` for one basis function per partner (`.each`) through net j,
+    /// recorded for parameter gradients, without the x-level gradient. The exp node's coefficient
+    /// is w_j ≥ 0 (a softmax), so its curvature k w_j is ≥ 0 and the distance node's, γ/(−ℓ), is
+    /// ≤ 0: the imaginary channel leaves the exp node at 0 and the real one gets no noise at the
+    /// distance node. So g_φ = (γ/−ℓ) δ and S_φ = (S_e/−ℓ) δ are a scalar per pair times
+    /// δ = φ(xₙ) − φ(z_m), and their products with W₃ᵀ and W_sᵀ come from φ(xₙ)Wᵀ − φ(z_m)Wᵀ (one
+    /// GEMM per point set instead of per pair); S̃_φ = √(γ/ℓ) v₂ alone goes through the per-pair
+    /// GEMMs. The same draws in the same order as the tensor form in `propagate`, and equal to it
+    /// up to rounding (the squared distances come from one GEMM, as in the kernel matrix).
+    func eachPartnerChannel(_ j: Int, _ pass: FeaturePass, inducing fz: Tensor, bandwidth h: Tensor, noise: RandomStream) -> Curvature {
+        let c = kernelWeights.select(j, alongAxis: 0)
+        precondition(c.scalar >= 0, "eachPartnerChannel: needs a kernel weight ≥ 0, has \(c.scalar)")
+        let k = (DKEF.squaredDistances(pass.phi, fz) / (h * -2)).exp()                       // [N, M]
+        let gk = c.reshaped([1, 1]).expanded(to: k.shape)
+        let zero = Tensor.zeros(k.shape)
+        guard case let .propagated(realE, _) = Curvature.propagated(real: zero, imaginary: zero)
+            .throughNode(slope: k, bend: k, gradient: gk, noise: noise) else { preconditionFailure() }
+        let v2 = noise.rademacher(shape: [k.shape[0], k.shape[1], fz.shape[1]])
+        let local = gk * k / (-h)                                                             // γ/(−ℓ) ≤ 0
+        let realScale = (realE / (-h)).expandingShape(at: 2)
+        let imaginary = (-local).squareRootOfPositivePart().expandingShape(at: 2) * v2       // S̃_φ [N, M, H]
+        let (w3, ws) = (layer(j, 4), layer(j, 6))
+        /// φ(xₙ)Wᵀ − φ(z_m)Wᵀ, `[N, M, ·]`.
+        func differences(_ w: Tensor) -> Tensor {
+            Tensor.matmul(pass.phi, w, transposeB: true).expandingShape(at: 1) - Tensor.matmul(fz, w, transposeB: true).expandingShape(at: 0)
+        }
+        let first = differences(w3)
+        var (gUp, cUp) = throughSoftplus(slope: pass.sigma2, gradient: local.expandingShape(at: 2) * first,
+                                         curvature: .propagated(real: realScale * first, imaginary: Tensor.matmul(imaginary, w3, transposeB: true)),
+                                         noise: noise)
+        (gUp, cUp) = throughSoftplus(slope: pass.sigma1, gradient: Tensor.matmul(gUp, layer(j, 2), transposeB: true),
+                                     curvature: cUp.throughLinear(layer(j, 2)), noise: noise)
+        let skip = Curvature.propagated(real: realScale * differences(ws), imaginary: Tensor.matmul(imaginary, ws, transposeB: true))
+        return cUp.throughLinear(layer(j, 0)) + skip
     }
 
     /// For tests of the feature-net rules alone: (∇ₓ y, diag estimate) for y = φ_j(x) · head,
