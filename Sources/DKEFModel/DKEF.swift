@@ -141,6 +141,21 @@ public struct DKEF: LogDensityModel {
         }
     }
 
+    /// Σₖ a[k]·b[k] over n values with eight running sums (lanes k mod 8), then the rest in order:
+    /// vectorised, and the same rounding on every run and thread.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ n: Int) -> Double {
+        var lanes = SIMD8<Double>(repeating: 0)
+        var k = 0
+        while k + 8 <= n {
+            lanes += UnsafeRawPointer(a + k).loadUnaligned(as: SIMD8<Double>.self) * UnsafeRawPointer(b + k).loadUnaligned(as: SIMD8<Double>.self)
+            k += 8
+        }
+        var sum = lanes.sum()
+        while k < n { sum += a[k] * b[k]; k += 1 }
+        return sum
+    }
+
     /// ‖φₙ − φ(z_m)‖² for features φ `[N, H]` and inducing features φ(Z) `[M, H]`, `[N, M]`, from one
     /// GEMM: ‖φₙ‖² + ‖φ(z_m)‖² − 2 φₙ·φ(z_m).
     static func squaredDistances(_ phi: Tensor, _ fz: Tensor) -> Tensor {
@@ -205,14 +220,14 @@ public struct DKEF: LogDensityModel {
 
     /// log p̃(x) with α `[M]`, `[N]`, with libmvec's exp and log1p (`VectorMath`, a few ulp from
     /// libm's) in the feature nets and the kernel, every net's first layer in one GEMM
-    /// (`allFeatureValues`) and Σ_j K_j (w_j α) by one dgemv per kernel: for test metrics (log Z by
-    /// importance sampling, test log-likelihoods), never for anything training or finalisation
-    /// uses. A constant.
+    /// (`allFeatureValues`) and Σ_j K_j (w_j α) by row sums in a fixed order (`dot`): for test
+    /// metrics (log Z by importance sampling, test log-likelihoods), never for anything training or
+    /// finalisation uses. A constant.
     public func evaluationLogDensity(_ x: Tensor, alpha: Tensor) -> Tensor {
         withoutGradients {
             let (n, m) = (x.shape[0], configuration.inducingPoints)
             let (w, a) = (kernelWeights.scalars, alpha.scalars)
-            // Σ_j K_j (w_j α), K_j `[N, M]` formed in place of the GEMM's products, one dgemv each.
+            // Σ_j K_j (w_j α), K_j `[N, M]` formed in place of the GEMM's products.
             var kernelTerm = [Double](repeating: 0, count: n), weighted = [Double](repeating: 0, count: m)
             let features = allFeatureValues(x, softplus: VectorMath.softplus)
             for j in 0..<configuration.kernelCount {
@@ -231,7 +246,11 @@ public struct DKEF: LogDensityModel {
                         }
                     }
                     VectorMath.exp(kernel)
-                    cblas_dgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(m), 1, kernel.baseAddress, Int32(m), weighted, 1, 1, &kernelTerm, 1)
+                    // Row sums in a fixed order (not dgemv, whose rounding can depend on how
+                    // OpenBLAS splits the rows among threads: the same seed must give the same run).
+                    weighted.withUnsafeBufferPointer { c in
+                        for i in 0..<n { kernelTerm[i] += DKEF.dot(kernel.baseAddress! + i * m, c.baseAddress!, m) }
+                    }
                 }
             }
             return baseLogDensity(x) + Tensor(shape: [n], scalars: kernelTerm)
