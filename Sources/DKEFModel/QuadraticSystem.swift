@@ -144,15 +144,17 @@ enum BasisResidual {
 
     /// Σₙ Rₙ Rₙᵀ, `[M, M]`: one symmetric rank-k update over the rows [M, N·R] of the residual.
     /// For factored residuals Rₙ = CₙEₙᵀ: Σₙ Cₙ(EₙᵀEₙ)Cₙᵀ as one GEMM over [M, N·Q] (cost
-    /// independent of R) when that is cheaper (`prefersFactoredGram`), else the rank-k update of
-    /// the stacked Rₙᵀ = EₙCₙᵀ (`stackedGramSum`). The dense form of a factored residual,
-    /// `dense(f.first).gramSum`, is the tests' oracle for both.
+    /// independent of R) when that is cheaper (`prefersFactoredGram`), the rank-k update of the
+    /// stacked Rₙᵀ = EₙCₙᵀ (`stackedGramSum`) for many directions (`prefersStackedGram`), else the
+    /// dense form `dense(f.first).gramSum`, which is also the tests' oracle for both.
     var gramSum: Tensor {
         switch self {
         case let .factored(f) where f.prefersFactoredGram:
             return f.factoredGramSum
-        case let .factored(f):
+        case let .factored(f) where f.prefersStackedGram:
             return f.stackedGramSum
+        case let .factored(f):
+            return Self.dense(f.first).gramSum
         case let .dense(r):
             return Tensor.gram(r.permuted([1, 0, 2]).reshaped([r.shape[1], -1]))          // rows [M, N·R]
         }
@@ -176,6 +178,13 @@ extension DKEF.KernelDirectionalDerivatives {
         let (m, q, r) = (scales[0].shape[1], featureCount, directionCount)
         return 2 * q * q * r + 2 * m * q * q + 2 * m * m * q < 2 * m * q * r + m * m * r
     }
+
+    /// Whether the stacked form beats the dense one: both do the same GEMM work, but the dense
+    /// form makes about six elementwise passes over N × M × R values (the per-kernel scaling,
+    /// the sum over kernels, the permute) where the stacked one makes two over N × M × Q (forming
+    /// C); so stacked from R > Q/3 directions on (31 at Q = 93: DSM, SM, SSM-VR, CP and Approx BP
+    /// at D = 50 and 100, not SSM's one projection or D ≤ 20).
+    var prefersStackedGram: Bool { 3 * directionCount > featureCount }
 
     /// Σₙ RₙRₙᵀ, `[M, M]`, as XᵀX for X `[N·R, M]` the residuals Rₙᵀ = EₙCₙᵀ stacked: one GEMM
     /// `[R, Q] × [Q, M]` per point, written where the symmetric rank-k update reads it, so

@@ -417,6 +417,12 @@ extension Tensor {
                                               coordinates: [Tensor.zeros([1, r, q])], secondSum: nil).prefersFactoredGram
         }
         #expect(!rule(m: 200, q: 93, r: 100) && !rule(m: 200, q: 93, r: 170) && rule(m: 200, q: 93, r: 200) && rule(m: 200, q: 93, r: 500))
+        // Stacked rather than dense from R > Q/3 on (SSM's one projection and D ≤ 20 stay dense).
+        func stacked(q: Int, r: Int) -> Bool {
+            DKEF.KernelDirectionalDerivatives(scales: [Tensor.zeros([1, 200])], inducingFeatures: [Tensor.zeros([200, q])],
+                                              coordinates: [Tensor.zeros([1, r, q])], secondSum: nil).prefersStackedGram
+        }
+        #expect(!stacked(q: 93, r: 1) && !stacked(q: 93, r: 20) && !stacked(q: 93, r: 31) && stacked(q: 93, r: 32) && stacked(q: 93, r: 100))
     }
 
     /// Finalisation's objective from terms computed once against the objective of the density,
