@@ -86,8 +86,9 @@ extension DKEF {
     }
 
     /// (∇ₓ y, diag estimate), both `[N, D]`, for y = [log q₀] + Σ_j w_j Σ_p c_p k_j(x, z_p).
-    /// With `scores: false` the score is not formed (zeros are returned in its place); the
-    /// diagonal and the draws are the same.
+    /// With `scores: false` the score is not formed (a zero `[N, D]` placeholder is returned in
+    /// its place, whatever the partners); the diagonal and the draws are the same. Recorded, with
+    /// one basis function per partner, CP then takes `eachPartnerChannel`.
     func propagate(_ x: Tensor, partners: Partners?, includeBase: Bool, method: DiagonalHessianMethod,
                    scores: Bool = true) -> (score: Tensor, diagonal: Tensor) {
         let (n, d) = (x.shape[0], x.shape[1])
