@@ -119,15 +119,6 @@ extension DKEF {
             let fz = featuresOfInducingPoints(j)                       // [M, H]
             let h = bandwidth(j)
             // Rows against partners: diff [N, P, H], coefficients c [·, P].
-            if !GradientMode.isRecording, let noise, case .each = partners {
-                // The same numbers in one pass (no graph to record).
-                let node = CurvaturePropagationKernels.distanceNode(phi: pass.phi, inducing: fz, coefficients: w.select(j, alongAxis: 0),
-                                                                    bandwidth: h, noise: noise)
-                let (gx, cx) = featureNetBackward(j, pass, gradient: node.gradient, curvature: .propagated(real: node.real, imaginary: node.imaginary),
-                                                  noise: noise, gradientAtInput: scores)
-                accumulate(gx, cx)
-                continue
-            }
             if GradientMode.isRecording, !scores, let noise, case .each = partners {
                 accumulate(nil, eachPartnerChannel(j, pass, inducing: fz, bandwidth: h, noise: noise))
                 continue

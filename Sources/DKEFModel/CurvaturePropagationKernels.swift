@@ -4,12 +4,10 @@ import Foundation
 import GSLNumerics
 
 /// Curvature propagation's elementwise stages in one pass each, for evaluations that record no
-/// graph (validation, test metrics). Each computes, element by element, the very operations of
-/// the tensor form in `propagate` and `featureNetBackward` in their order (the same roundings, the
-/// same order of every sum), and reads the Rademacher signs from the same positions of the stream
-/// (`RandomStream.rademacherBits`), so the two agree to the last bit (tested). CP's estimate
-/// √(M⁺) is not Lipschitz at M = 0, so anything short of bitwise equality would let rounding
-/// differences grow by a square root per training step.
+/// graph (validation, test metrics), reading the Rademacher signs from the same positions of the
+/// stream as the tensor form (`RandomStream.rademacherBits`). The softplus node computes, element
+/// by element, the very operations of `featureNetBackward` in their order, so the two agree to the
+/// last bit (tested); the per-basis traces (`basisTraces`) reorder sums and agree to rounding.
 enum CurvaturePropagationKernels {
     /// Rademacher signs packed 32 to a word (`RandomStream.rademacherBits`) and the position of a
     /// kernel's first element among them, so a block of rows reads the signs the whole batch drew.
@@ -46,60 +44,6 @@ enum CurvaturePropagationKernels {
                 }
             }
         }
-    }
-
-    /// The exp node and the scaled-distance node for rows φ `[N, H]` against inducing features
-    /// φ(Z) `[M, H]` with coefficient c (one value for every partner, or `[M]`) and bandwidth ℓ:
-    ///
-    ///     δ = φ − φ(z_m),  k = exp(‖δ‖² / (−2ℓ)),  γ = c k,
-    ///     exp node:       S_e = k·0 + √(kc)⁺ v₁,        S̃_e = k·0 + √(−kc)⁺ v₁,
-    ///     distance node:  g_φ = γ (δ / −ℓ),  S_φ = (δ / −ℓ) S_e + √(γ / −ℓ)⁺ v₂  (S̃ likewise with −),
-    ///
-    /// v₁ `[N, M]` drawn before v₂ `[N, M, H]`. Returns g_φ, S_φ, S̃_φ `[N, M, H]` (the partner
-    /// axis of `.each`; the density's sum over partners is `DKEF.curvaturePropagationTrace`).
-    static func distanceNode(phi: Tensor, inducing fz: Tensor, coefficients c: Tensor, bandwidth l: Tensor,
-                             noise: RandomStream) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
-        precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
-        let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
-        precondition(c.count == 1 || c.count == m, "distanceNode: \(c.count) coefficients for \(m) partners")
-        let scale = (l * -2).scalar, negative = (-l).scalar
-        let bits1 = noise.rademacherBits(count: n * m), bits2 = noise.rademacherBits(count: n * m * h)
-        var (g, re, im) = (outputBuffer(n * m * h), outputBuffer(n * m * h), outputBuffer(n * m * h))
-        var slopes = [Double](repeating: 0, count: h), signs = slopes
-        let coefficients = c.scalars, cStride = c.count == 1 ? 0 : 1
-        g.withUnsafeMutableBufferPointer { g in
-            re.withUnsafeMutableBufferPointer { re in
-                im.withUnsafeMutableBufferPointer { im in
-                    slopes.withUnsafeMutableBufferPointer { slopes in
-                        signs.withUnsafeMutableBufferPointer { signs in
-                            let (g, re, im, slopes, signs) = (g.baseAddress!, re.baseAddress!, im.baseAddress!, slopes.baseAddress!, signs.baseAddress!)
-                            forEachPair(phi, fz, scale: scale) { pair, p, row, zp, k in
-                                let cp = coefficients[p * cStride]
-                                let gamma = cp * k, bend = k * cp
-                                let v1: Double = RandomStream.sign(bits1, pair)
-                                let rootE = bend.magnitude.squareRoot()
-                                let sr = k * 0 + (bend > 0 ? rootE : 0) * v1
-                                let si = k * 0 + (bend < 0 ? rootE : 0) * v1
-                                let local = gamma / negative, rootD = local.magnitude.squareRoot()
-                                let (rootR, rootI) = (local > 0 ? rootD : 0, local < 0 ? rootD : 0)
-                                for e in 0..<h {
-                                    slopes[e] = (row[e] - zp[e]) / negative
-                                    signs[e] = RandomStream.sign(bits2, pair * h + e)
-                                }
-                                let (go, ro, io) = (g + pair * h, re + pair * h, im + pair * h)
-                                for e in 0..<h {
-                                    go[e] = gamma * slopes[e]
-                                    ro[e] = slopes[e] * sr + rootR * signs[e]
-                                    io[e] = slopes[e] * si + rootI * signs[e]
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let shape = [n, m, h]
-        return (Tensor(shape: shape, scalars: g), Tensor(shape: shape, scalars: re), Tensor(shape: shape, scalars: im))
     }
 
     /// A softplus node of the feature net: with σ the slopes `[N, H]` (broadcast over the partner
@@ -259,17 +203,8 @@ enum CurvaturePropagationKernels {
 
     /// The exp and distance nodes of one basis function per partner (coefficient c ≥ 0, bandwidth
     /// ℓ > 0) for rows φ `[N, H]` against φ(Z) `[M, H]`, as scalars per pair: g_φ = gradientScale·δ,
-    /// S_φ = realScale·δ, and S̃_φ = √(γ/ℓ) v₂ `[N, M, H]`, with v₁ `[N, M]` drawn before v₂, as in
-    /// `distanceNode`.
-    static func pairScalars(phi: Tensor, inducing fz: Tensor, coefficient c: Double, bandwidth l: Double,
-                            noise: RandomStream) -> (gradientScale: [Double], realScale: [Double], imaginary: Tensor) {
-        let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
-        let v1 = Signs(noise.rademacherBits(count: n * m)), v2 = Signs(noise.rademacherBits(count: n * m * h))
-        return pairScalars(phi: phi, inducing: fz, coefficient: c, bandwidth: l, v1: v1, v2: v2)
-    }
-
-    /// The same with the signs given: pair i takes v₁ sign `v1.offset + i`, its element e v₂ sign
-    /// `v2.offset + i·H + e`.
+    /// S_φ = realScale·δ, and S̃_φ = √(γ/ℓ) v₂ `[N, M, H]`, with v₁ `[N, M]` drawn before v₂, as the
+    /// tensor form in `propagate` draws them. Pair i takes v₁ sign `v1.offset + i`, its element e v₂ sign `v2.offset + i·H + e`.
     static func pairScalars(phi: Tensor, inducing fz: Tensor, coefficient c: Double, bandwidth l: Double,
                             v1: Signs, v2: Signs) -> (gradientScale: [Double], realScale: [Double], imaginary: Tensor) {
         precondition(c >= 0 && l > 0, "pairScalars: needs a coefficient ≥ 0 and a bandwidth > 0, have \(c) and \(l)")
