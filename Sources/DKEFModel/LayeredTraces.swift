@@ -107,9 +107,9 @@ extension DKEF.Density {
 ///     Σ_m g_φ = −(1/ℓ) [ (Σ_m γ_m) φ − γ φ(Z) ],   γ = α_m w_j k_j `[N, M]`,
 ///     Σ_m S_φ = −(1/ℓ) [ (Σ_m S_m) φ − S φ(Z) ] + Σ_m √(−γ_m/ℓ)⁺ v_m,
 ///
-/// with S `[N, M]` the exp node's part and v `[N, M, H]` its Rademacher draws; the last sum is one
-/// product [1, M] × [M, H] per point. The draws are the same, in the same order, as in
-/// `propagate` (q₀, then per kernel the exp node, the distance node and the net's two nodes), so
+/// with S `[N, M]` the exp node's part and v `[N, M, H]` its Rademacher draws; the last sum is
+/// `Tensor.signProducts` on the packed draws (no dense N × M × H tensor, no per-point GEMMs).
+/// The draws are the same, in the same order, as in `propagate` (q₀, then per kernel the exp node, the distance node and the net's two nodes), so
 /// the estimate equals it up to rounding (tested to 1e-12 on small models). CP's √M⁺ is not
 /// Lipschitz at M = 0, so over many training steps rounding differences grow; they do so between
 /// CPUs too (see README, "CP and rounding").
@@ -134,13 +134,12 @@ extension DKEF {
             let v1 = noise.rademacher(shape: k.shape)
             let (real, imaginary) = (bend.squareRootOfPositivePart() * v1, (-bend).squareRootOfPositivePart() * v1)
             // Distance node, summed over partners: local curvature γ/(−ℓ) on every feature.
-            let v2 = noise.rademacher(shape: [n, fz.shape[0], fz.shape[1]])
+            let v2 = noise.rademacherSigns(shape: [n, fz.shape[0], fz.shape[1]])
             func summed(_ s: Tensor) -> Tensor {
                 (phi * s.sum(alongAxis: 1, keepingDimensions: true) - Tensor.matmul(s, fz)) / (-l)
             }
-            func injected(_ root: Tensor) -> Tensor {
-                Tensor.matmul(root.squareRootOfPositivePart().expandingShape(at: 1), v2).reshaped([n, -1])
-            }
+            // Σ_m √root⁺[n, m] v₂[n, m, ·] from the packed signs (one of the two roots is 0 per pair).
+            func injected(_ root: Tensor) -> Tensor { Tensor.signProducts(root.squareRootOfPositivePart(), v2) }
             let local = gamma / (-l)
             let cPhi = Curvature.propagated(real: summed(real) + injected(local), imaginary: summed(imaginary) + injected(-local))
             curvature = curvature + featureNetBackward(j, pass, gradient: summed(gamma), curvature: cPhi, noise: noise, gradientAtInput: false).1

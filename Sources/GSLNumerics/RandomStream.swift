@@ -40,10 +40,12 @@ public final class RandomStream {
     public func normal(shape: [Int]) -> Tensor { draw(shape) { $0.normal() } }
     /// A tensor of i.i.d. Rademacher (±1) draws: each 32-bit output of mt19937 gives 32 signs
     /// (bit i of a word is the sign of element i), not one GSL call per element.
-    public func rademacher(shape: [Int]) -> Tensor {
-        let n = shape.reduce(1, *)
-        let words = rademacherBits(count: n)
-        return Tensor(shape: shape, scalars: (0..<n).map { Self.sign(words, $0) })
+    public func rademacher(shape: [Int]) -> Tensor { rademacherSigns(shape: shape).dense }
+
+    /// The same draws as `rademacher(shape:)`, from the same positions of the stream, kept packed
+    /// (`SignTensor`) for the products that read them as bits.
+    public func rademacherSigns(shape: [Int]) -> SignTensor {
+        SignTensor(shape: shape, words: rademacherBits(count: shape.reduce(1, *)))
     }
 
     /// `count` Rademacher signs packed 32 to a word: the same draws, from the same positions of

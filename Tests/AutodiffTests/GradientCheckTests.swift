@@ -87,6 +87,14 @@ let opCases: [OpCase] = {
             return [Tensor.random([x, 1, z], using: &rng), Tensor.random([x, y, 1], using: &rng),
                     Tensor.randomAwayFromZero([x, y, z], using: &rng), Tensor.random([x, y, z], using: &rng)]
         }, function: { Tensor.productPlusRootOfPositivePart($0[0], $0[1], root: $0[2], times: $0[3]) }),
+        // Products with packed ±1 signs [N, M, H] (H = 11 spans two 8-lane chunks; the signs start
+        // at bit 5 of their words), both linear ops composed with a nonlinear one.
+        OpCase(name: "sign products r_n V_n", inputs: { rng in
+            [Tensor.random([OpCase.extent(&rng) + 1, OpCase.extent(&rng) + 2], using: &rng)]
+        }, function: { Tensor.signProducts($0[0].square() + $0[0], testSigns($0[0].shape[0], $0[0].shape[1], 11)) }),
+        OpCase(name: "sign transposed products g_n V_nᵀ", inputs: { rng in
+            [Tensor.random([OpCase.extent(&rng) + 1, 11], using: &rng)]
+        }, function: { Tensor.signTransposedProducts($0[0].exp(), testSigns($0[0].shape[0], 3, 11)) }),
         .unary("sign and step are constants", awayFromZero: true) { $0 * $0.sign() + $0.step() },
         // Layout.
         .unary("reshape") { $0.reshaped([-1]).reshaped([1, -1]) * 1.5 },
@@ -134,6 +142,12 @@ let opCases: [OpCase] = {
     }
     return cases
 }()
+
+/// Fixed ±1 signs `[n, m, h]` from bit 5 of pseudo-random words.
+func testSigns(_ n: Int, _ m: Int, _ h: Int) -> SignTensor {
+    var rng = SplitMix(seed: UInt64(1000 * n + 10 * m + h))
+    return SignTensor(shape: [n, m, h], words: (0..<((5 + n * m * h + 31) / 32)).map { _ in UInt32.random(in: 0...UInt32.max, using: &rng) }, offset: 5)
+}
 
 func identity(_ n: Int) -> Tensor {
     Tensor(shape: [n, n], scalars: (0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 })

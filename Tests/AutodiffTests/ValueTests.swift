@@ -200,3 +200,28 @@ import Testing
     for i in 0..<3 { for j in 0..<4 { for k in 0..<5 { expectedMiddle[i * 5 + k] += x.scalars[(i * 4 + j) * 5 + k] } } }
     #expect(middle.scalars.map(\.bitPattern) == expectedMiddle.map(\.bitPattern))
 }
+
+/// The products with packed signs against the dense ±1 tensor and batched GEMMs, for widths
+/// below, at and across the eight-lane chunks, an offset into the words, and zeros in r (skipped).
+@Test(arguments: [1, 7, 8, 9, 30, 33])
+func signProductsMatchTheDenseProducts(width h: Int) {
+    var rng = SplitMix(seed: UInt64(h))
+    let (n, m) = (3, 5)
+    let v = SignTensor(shape: [n, m, h], words: (0..<((13 + n * m * h + 31) / 32)).map { _ in UInt32.random(in: 0...UInt32.max, using: &rng) }, offset: 13)
+    let dense = v.dense
+    #expect(dense.scalars.allSatisfy { $0 == 1 || $0 == -1 })
+    var rs = Tensor.random([n, m], using: &rng).scalars
+    rs[1] = 0; rs[7] = -0.0
+    let r = Tensor(shape: [n, m], scalars: rs), g = Tensor.random([n, h], using: &rng)
+    let products = Tensor.signProducts(r, v), expected = Tensor.matmul(r.expandingShape(at: 1), dense).reshaped([n, h])
+    #expect(products.shape == [n, h] && maxAbsDifference(products, expected) < 1e-14)
+    let transposed = Tensor.signTransposedProducts(g, v)
+    let expectedTransposed = Tensor.matmul(dense, g.expandingShape(at: 2)).reshaped([n, m])
+    #expect(transposed.shape == [n, m] && maxAbsDifference(transposed, expectedTransposed) < 1e-14)
+    // Adjoint pair: ⟨r, Vᵀg⟩ = ⟨Vr, g⟩.
+    #expect(abs((r * transposed).sum().scalar - (products * g).sum().scalar) < 1e-13)
+}
+
+private func maxAbsDifference(_ a: Tensor, _ b: Tensor) -> Double {
+    zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0
+}
