@@ -8,7 +8,7 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check figure1 figure2 table1 all plots bench bench-baseline bench-core clean
+.PHONY: help deps build test check figure1 figure2 table1 cp-noise all plots bench bench-baseline bench-core clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
@@ -18,6 +18,7 @@ help:
 	@echo "make figure1     full figure 1 -> results/figure1.h5, results/figure1.png|pdf"
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
+	@echo "make cp-noise    CP's per-point vs per-pair noise: variances on figure 1's CP checkpoints -> results/cp-noise.md|h5"
 	@echo "make all         all three (figure1 and table1 run JOBS=$(JOBS) processes; JOBS=1 for one)"
 	@echo "make bench       DKEF iterations per method and D vs the authors' code -> results/bench.md, results/bench.h5 (BENCH_ARGS=... narrows it)"
 	@echo "make bench-baseline  bench against commit BASELINE (default 2a11fc5), cell by cell -> results/bench-vs-BASELINE.md"
@@ -70,6 +71,10 @@ figure2: build $(PYTHON)
 
 table1: build
 	$(BIN)/table1 --jobs $(JOBS)
+
+# Issue 17: the variance of CP's estimates under its two noise layouts, on figure 1's CP cells.
+cp-noise: build
+	$(BIN)/cp-noise --results results/figure1.h5 --out results/cp-noise
 
 all: figure1 figure2 table1
 

@@ -10,7 +10,7 @@
 //   DKEFModel       — the deep kernel exponential family, its closed-form α, CP and Approx BP passes
 //   Training        — Adam, clipping, the HighDim DKEF protocol, HDF5 checkpoints
 //   Experiments     — configs (YAML), grids of cells, resumable HDF5 results, provenance
-//   figure1, figure2, table1, inspect — one executable per result, and a reader of results files
+//   figure1, figure2, table1, cp-noise, inspect — one executable per result, and a reader of results files
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
 
@@ -33,6 +33,7 @@ let package = Package(
         .executable(name: "table1", targets: ["table1"]),
         .executable(name: "inspect", targets: ["inspect"]),
         .executable(name: "bench", targets: ["bench"]),
+        .executable(name: "cp-noise", targets: ["CPNoise"]),
     ],
     dependencies: [
         // Pinned exactly: a benchmark whose numbers are meant to be reproduced builds the same
@@ -74,6 +75,11 @@ let package = Package(
         .executableTarget(name: "BenchCore",
                           dependencies: ["Autodiff", "GSLNumerics", "Objectives", "Experiments", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core", swiftSettings: strict),
+
+        .executableTarget(name: "CPNoise",
+                          dependencies: ["Experiments", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "CRuntime",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/cp-noise", swiftSettings: strict),
 
         .executableTarget(name: "TrainDKEF",
                           dependencies: ["Autodiff", "DKEFModel", "Objectives", "ResultsStore", "Training", "Experiments", "CRuntime",

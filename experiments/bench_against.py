@@ -17,13 +17,13 @@ import argparse, os, subprocess, sys, tempfile, time
 import h5py
 
 
-def run(binary, method, dim, iterations, folder, tag):
+def run(binary, method, dim, iterations, folder, tag, extra=()):
     h5 = os.path.join(folder, f"{tag}-{method}-{dim}.h5")
     md = os.path.join(folder, f"{tag}-{method}-{dim}.md")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     started = time.time()
     subprocess.run([binary, "--methods", method, "--dims", str(dim), "--iterations", str(iterations),
-                    "--budget", "1e9", "--out", md, "--h5", h5], check=True, env=env,
+                    "--budget", "1e9", "--out", md, "--h5", h5, *extra], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with h5py.File(h5) as f:
         cell = f[f"{method}_d{dim}"]
@@ -63,7 +63,9 @@ def main():
                 olds, news = [], []
                 for _ in range(args.repeats):
                     olds.append(run(args.baseline, method, dim, args.iterations, folder, "baseline"))
-                    news.append(run(args.current, method, dim, args.iterations, folder, "current"))
+                    # CP's per-point layout only: the baseline predates the per-pair one (and the flag).
+                    news.append(run(args.current, method, dim, args.iterations, folder, "current",
+                                    ("--cp-noise", "per_point") if method == "cp" else ()))
                 old, new = median_run(olds), median_run(news)
                 rows.append((method, dim, old, new))
                 print(f"{method} D={dim}: (a) {old['unit_a_seconds']:.3f} -> {new['unit_a_seconds']:.3f} s "

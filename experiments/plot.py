@@ -17,9 +17,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-COLOURS = {"sm": "#1f77b4", "ssm": "#d62728", "ssm_vr": "#ff7f0e", "dsm": "#2ca02c", "cp": "#9467bd", "approx_bp": "#8c564b"}
-LABELS = {"sm": "SM (exact)", "ssm": "SSM", "ssm_vr": "SSM-VR", "dsm": "DSM", "cp": "CP", "approx_bp": "Approx BP"}
-ORDER = ["sm", "ssm", "ssm_vr", "dsm", "cp", "approx_bp"]
+# CP's per-pair cells (attribute cp_noise = per_pair) are their own series, "cp_per_pair", in
+# CP's colour family with a dashed line.
+COLOURS = {"sm": "#1f77b4", "ssm": "#d62728", "ssm_vr": "#ff7f0e", "dsm": "#2ca02c", "cp": "#9467bd",
+           "cp_per_pair": "#b39ddb", "approx_bp": "#8c564b"}
+LABELS = {"sm": "SM (exact)", "ssm": "SSM", "ssm_vr": "SSM-VR", "dsm": "DSM", "cp": "CP",
+          "cp_per_pair": "CP (per-pair noise, as the authors)", "approx_bp": "Approx BP"}
+LINESTYLES = {"cp_per_pair": "--"}
+ORDER = ["sm", "ssm", "ssm_vr", "dsm", "cp", "cp_per_pair", "approx_bp"]
+
+
+def text(value):
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def cells(path):
@@ -28,8 +37,9 @@ def cells(path):
     with h5py.File(path, "r") as f:
         provenance = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items() if k not in ("config_text", "config_json")}
         for name, g in f["cells"].items():
-            method = g.attrs["method"]
-            method = method.decode() if isinstance(method, bytes) else method
+            method = text(g.attrs["method"])
+            if method == "cp" and text(g.attrs.get("cp_noise", "per_point")) == "per_pair":
+                method = "cp_per_pair"
             sigma = g.attrs.get("sigma")
             values = {k: float(d[()]) for k, d in g.items() if isinstance(d, h5py.Dataset) and d.shape == ()}
             series = method if sigma is None else f"{method} σ={float(sigma):g}"
@@ -86,7 +96,8 @@ def draw_series(ax, means, names):
     for series in names:
         ds, mean, se, method = means[series]
         label = LABELS.get(method, method) + series[len(method):]
-        ax.errorbar(ds, mean, yerr=se, marker="o", capsize=3, color=COLOURS.get(method), label=label)
+        ax.errorbar(ds, mean, yerr=se, marker="o", capsize=3, color=COLOURS.get(method), label=label,
+                    linestyle=LINESTYLES.get(method, "-"))
 
 
 def dimension_axis(ax, dims, label=True):

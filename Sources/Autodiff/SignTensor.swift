@@ -95,8 +95,8 @@ extension Tensor {
 }
 
 /// The 256 patterns of eight ±1 lanes (lane e is +1 when bit e of the byte is set) and the read of
-/// eight consecutive sign bits from any position.
-enum SignPatterns {
+/// eight consecutive sign bits from any position: packed Rademacher signs eight at a time.
+public enum SignPatterns {
     static let table: [SIMD8<Double>] = (0..<256).map { byte in
         var lanes = SIMD8<Double>()
         for e in 0..<8 { lanes[e] = (byte >> e) & 1 == 1 ? 1 : -1 }
@@ -105,6 +105,26 @@ enum SignPatterns {
 
     static func withTable<T>(_ body: (UnsafeBufferPointer<SIMD8<Double>>) -> T) -> T {
         table.withUnsafeBufferPointer(body)
+    }
+
+    /// out[e] = scale · (±1 of bit `first + e`) for e < count: the signs of packed words (bit i of
+    /// word w is sign 32w + i, +1 when set), eight per table lookup. scale·(±1) is exact, so this
+    /// equals the element-by-element product to the last bit.
+    public static func expand(_ words: UnsafeBufferPointer<UInt32>, from first: Int, count: Int, scale: Double,
+                              into out: UnsafeMutablePointer<Double>) {
+        precondition(first >= 0 && first + count <= words.count * 32, "SignPatterns.expand: bits \(first)..<\(first + count) past \(words.count) words")
+        withTable { table in
+            let s = SIMD8(repeating: scale)
+            var e = 0
+            while e + 8 <= count {
+                UnsafeMutableRawPointer(out + e).storeBytes(of: s * table[byte(words, first + e)], as: SIMD8<Double>.self)
+                e += 8
+            }
+            if e < count {
+                let lanes = s * table[byte(words, first + e)]
+                for i in 0..<(count - e) { out[e + i] = lanes[i] }
+            }
+        }
     }
 
     /// Bits b … b + 7 of the packed words as a byte (bits past the last word read as 0).

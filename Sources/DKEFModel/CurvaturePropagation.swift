@@ -93,7 +93,7 @@ extension DKEF {
                    scores: Bool = true) -> (score: Tensor, diagonal: Tensor) {
         let (n, d) = (x.shape[0], x.shape[1])
         let noise: RandomStream?
-        if case let .curvaturePropagation(stream) = method { noise = stream } else { noise = nil }
+        if case let .curvaturePropagation(stream, _) = method { noise = stream } else { noise = nil }
         func zeroCurvature(_ shape: [Int]) -> Curvature {
             noise == nil ? .approximate(h: Tensor.zeros(shape)) : .propagated(real: Tensor.zeros(shape), imaginary: Tensor.zeros(shape))
         }
@@ -240,7 +240,7 @@ extension DKEF {
     /// head `[H]`.
     func featureNetScoreAndDiagonal(_ j: Int, _ x: Tensor, head: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
         let noise: RandomStream?
-        if case let .curvaturePropagation(stream) = method { noise = stream } else { noise = nil }
+        if case let .curvaturePropagation(stream, _) = method { noise = stream } else { noise = nil }
         let pass = features(j, x)
         let gPhi = head.expandingShape(at: 0).expanded(to: pass.phi.shape)
         let zero = Tensor.zeros(pass.phi.shape)

@@ -74,13 +74,14 @@ enum CurvaturePropagationKernels {
                                 re.withUnsafeMutableBufferPointer { re in
                                     im.withUnsafeMutableBufferPointer { im in
                                         signs.withUnsafeMutableBufferPointer { signs in
+                                          bits.withUnsafeBufferPointer { words in
                                             let signs = signs.baseAddress!
                                             for r in 0..<rows {
                                                 let (s, b) = (sigma.baseAddress! + (r / perPoint) * h, bend.baseAddress! + (r / perPoint) * h)
                                                 let offset = r * h
                                                 let (gi, ri, ii) = (gs.baseAddress! + offset, rs.baseAddress! + offset, isv.baseAddress! + offset)
                                                 let (go, ro, io) = (g.baseAddress! + offset, re.baseAddress! + offset, im.baseAddress! + offset)
-                                                for e in 0..<h { signs[e] = RandomStream.sign(bits, first + offset + e) }
+                                                SignPatterns.expand(words, from: first + offset, count: h, scale: 1, into: signs)
                                                 for e in 0..<h {
                                                     let mv = b[e] * gi[e], root = mv.magnitude.squareRoot()
                                                     go[e] = s[e] * gi[e]
@@ -88,6 +89,7 @@ enum CurvaturePropagationKernels {
                                                     io[e] = s[e] * ii[e] + (mv < 0 ? root : 0) * signs[e]
                                                 }
                                             }
+                                          }
                                         }
                                     }
                                 }
@@ -213,14 +215,15 @@ enum CurvaturePropagationKernels {
         let (bits1, first1, bits2, first2) = (v1.bits, v1.offset, v2.bits, v2.offset)
         var (gradientScale, realScale, imaginary) = (outputBuffer(n * m), outputBuffer(n * m), outputBuffer(n * m * h))
         imaginary.withUnsafeMutableBufferPointer { im in
-            forEachPair(phi, fz, scale: scale) { pair, _, _, _, k in
-                let gamma = c * k
-                let se = (k * c).squareRoot() * RandomStream.sign(bits1, first1 + pair)
-                gradientScale[pair] = gamma / negative
-                realScale[pair] = se / negative
-                let root = (gamma / negative).magnitude.squareRoot()
-                let out = im.baseAddress! + pair * h
-                for e in 0..<h { out[e] = root * RandomStream.sign(bits2, first2 + pair * h + e) }
+            bits2.withUnsafeBufferPointer { bits2 in
+                forEachPair(phi, fz, scale: scale) { pair, _, _, _, k in
+                    let gamma = c * k
+                    let se = (k * c).squareRoot() * RandomStream.sign(bits1, first1 + pair)
+                    gradientScale[pair] = gamma / negative
+                    realScale[pair] = se / negative
+                    let root = (gamma / negative).magnitude.squareRoot()
+                    SignPatterns.expand(bits2, from: first2 + pair * h, count: h, scale: root, into: im.baseAddress! + pair * h)
+                }
             }
         }
         return (gradientScale, realScale, Tensor(shape: [n, m, h], scalars: imaginary))

@@ -304,8 +304,16 @@ public struct DKEF: LogDensityModel {
         public func score(at x: Tensor) -> Tensor {
             x / (-model.configuration.baseSigma * model.configuration.baseSigma) + model.kernelScore(at: x, alpha: alpha)
         }
+        /// CP with per-pair noise: every basis function's pass with its own draws
+        /// (`basisScoresAndDiagonalHessians`), contracted with α, and q₀'s exact score and −1/σ₀².
         public func scoreAndDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> (score: Tensor, diagonal: Tensor) {
-            model.propagate(x, partners: .all(alpha: alpha), includeBase: true, method: method)
+            guard case .curvaturePropagation(_, .perPair) = method else {
+                return model.propagate(x, partners: .all(alpha: alpha), includeBase: true, method: method)
+            }
+            let s2 = model.configuration.baseSigma * model.configuration.baseSigma
+            let (scores, diagonals) = model.basisScoresAndDiagonalHessians(at: x, method: method)     // [N, M, D] each
+            let a = alpha.reshaped([1, -1, 1])
+            return ((scores * a).sum(alongAxis: 1) + x * (-1 / s2), (diagonals * a).sum(alongAxis: 1) - 1 / s2)
         }
     }
 

@@ -70,16 +70,19 @@ extension DKEF {
         let residual = BasisResidual.factored(kernelDirectionalDerivatives(at: x, first: .coordinates, second: nil))
         switch method {
         case .approximateBackpropagation: return (residual, approximateBackpropagationTraces(at: x))
-        case let .curvaturePropagation(noise): return (residual, curvaturePropagationBasisTraces(at: x, noise: noise))
+        case let .curvaturePropagation(noise, _): return (residual, curvaturePropagationBasisTraces(at: x, noise: noise))
         }
     }
 
     /// CP's estimate of tr ∇ₓ² k_m(xₙ) for every point and basis function, `[N, M]`: the backward
     /// pass with an M axis (`basisScoresAndDiagonalHessians`) without its scores, summed over the
-    /// coordinates. Without a graph, `CurvaturePropagationKernels.basisTraces` gives it from the
-    /// same draws with the last layer of every net in one GEMM (equal up to rounding).
+    /// coordinates. Without a graph, or for a model whose parameters are constants (`frozen`,
+    /// finalisation's steps), `CurvaturePropagationKernels.basisTraces` gives it from the same
+    /// draws with the last layer of every net in one GEMM (equal up to rounding).
     func curvaturePropagationBasisTraces(at x: Tensor, noise: RandomStream) -> Tensor {
-        if !GradientMode.isRecording { return CurvaturePropagationKernels.basisTraces(self, at: x, noise: noise) }
+        if !GradientMode.isRecording || !parameters.contains(where: \.requiresGradient) {
+            return withoutGradients { CurvaturePropagationKernels.basisTraces(self, at: x, noise: noise) }
+        }
         return propagate(x, partners: .each, includeBase: false, method: .curvaturePropagation(noise), scores: false).diagonal.sum(alongAxis: 2)
     }
 }
@@ -87,13 +90,20 @@ extension DKEF {
 extension DKEF.Density {
     /// Σ_d of the diagonal estimate, `[N]`. Approx BP: q₀'s exact −D/σ₀² plus the basis traces
     /// contracted with α (its rules are linear, so this is the sum over inducing points that
-    /// `propagate` takes at φ); CP: `curvaturePropagationTrace`.
+    /// `propagate` takes at φ); CP with per-point noise: `curvaturePropagationTrace`; CP with
+    /// per-pair noise: q₀'s −D/σ₀² plus Σ_m α_m T_m with T the per-basis traces of CP's α system
+    /// (`curvaturePropagationBasisTraces`, the draws from the start of the stream).
     public func traceOfDiagonalHessian(at x: Tensor, method: DiagonalHessianMethod) -> Tensor {
-        if case let .curvaturePropagation(stream) = method {
-            return model.curvaturePropagationTrace(at: x, alpha: alpha, noise: stream)
-        }
         let s2 = model.configuration.baseSigma * model.configuration.baseSigma
-        let traces = model.approximateBackpropagationTraces(at: x)
+        let traces: Tensor
+        switch method {
+        case let .curvaturePropagation(stream, .perPoint):
+            return model.curvaturePropagationTrace(at: x, alpha: alpha, noise: stream)
+        case let .curvaturePropagation(stream, .perPair):
+            traces = model.curvaturePropagationBasisTraces(at: x, noise: stream)
+        case .approximateBackpropagation:
+            traces = model.approximateBackpropagationTraces(at: x)
+        }
         return Tensor.matmul(traces, alpha.reshaped([-1, 1])).reshaped([-1]) - Double(x.shape[1]) / s2
     }
 }

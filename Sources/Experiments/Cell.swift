@@ -1,28 +1,37 @@
 import Objectives
 
-/// One independent unit of work: a method at a dimension (and DSM σ) with a seed.
+/// One independent unit of work: a method at a dimension (and DSM σ, CP noise layout) with a seed.
 public struct Cell: Hashable, Sendable, CustomStringConvertible {
     public var method: Estimator
     public var dimension: Int
     /// DSM's σ; nil for the other methods.
     public var sigma: Double?
     public var seed: Int
+    /// CP's noise layout; nil for the other methods.
+    public var cpNoise: CurvaturePropagationNoise?
 
-    public init(method: Estimator, dimension: Int, sigma: Double?, seed: Int) {
+    public init(method: Estimator, dimension: Int, sigma: Double?, seed: Int, cpNoise: CurvaturePropagationNoise? = nil) {
         self.method = method
         self.dimension = dimension
         self.sigma = sigma
         self.seed = seed
+        self.cpNoise = cpNoise
     }
 
-    /// The HDF5 group name, e.g. `ssm_vr_d10_seed0` or `dsm_sigma0.1_d10_seed0`.
+    /// The HDF5 group name, e.g. `ssm_vr_d10_seed0`, `dsm_sigma0.1_d10_seed0`, or
+    /// `cp_per_pair_d10_seed0` (CP's default per-point layout keeps the name `cp_d10_seed0`).
     public var name: String {
         let s = sigma.map { "_sigma\($0)" } ?? ""
-        return "\(method.rawValue)\(s)_d\(dimension)_seed\(seed)"
+        let layout = cpNoise.flatMap { $0 == .perPoint ? nil : "_\($0.rawValue)" } ?? ""
+        return "\(method.rawValue)\(layout)\(s)_d\(dimension)_seed\(seed)"
     }
 
-    /// The legend label: the method, with σ for DSM.
-    public var series: String { sigma.map { "\(method.rawValue) (σ=\($0))" } ?? method.rawValue }
+    /// The legend label: the method, with σ for DSM and the noise layout for CP's per-pair cells.
+    public var series: String {
+        if let sigma { return "\(method.rawValue) (σ=\(sigma))" }
+        if let cpNoise, cpNoise != .perPoint { return "\(method.rawValue) (\(cpNoise.rawValue) noise)" }
+        return method.rawValue
+    }
 
     public var description: String { name }
 }

@@ -4,7 +4,7 @@ import Objectives
 import Training
 import Yams
 
-/// One experiment's settings: the grid (methods × dimensions × DSM σ × seeds), the DKEF
+/// One experiment's settings: the grid (methods × dimensions × DSM σ × CP noise × seeds), the DKEF
 /// architecture, the protocol's hyperparameters and, for figure 2, the timing budget.
 ///
 /// Defaults live here and are the paper's (the authors' configs/dkef_perf); an experiment file
@@ -17,6 +17,10 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     public var seeds: [Int] = [0, 1, 2]
     /// DSM's noise scales; each is its own grid cell.
     public var dsmSigmas: [Double] = [0.1]
+    /// CP's noise layouts (`CurvaturePropagationNoise` names); each is its own grid cell. Not
+    /// encoded (see `CodingKeys`): like the other grid lists it says which cells exist, each cell
+    /// names its layout, and the settings hash of every earlier file stays what it was.
+    public var cpNoises: [String] = [CurvaturePropagationNoise.perPoint.rawValue]
     public var projection: String = Projection.rademacher.rawValue
     public var projections: Int = 1
     public var model = ModelSettings()
@@ -39,6 +43,11 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         public var budgetSeconds = 60.0
     }
 
+    /// The encoded settings: every property but `cpNoises`.
+    enum CodingKeys: String, CodingKey {
+        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing
+    }
+
     public init() {}
 
     public func dkefConfiguration(dimension: Int) -> DKEFConfiguration {
@@ -46,19 +55,31 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
                           initialLogBandwidths: model.logBandwidths, baseSigma: model.baseSigma, initialLogLambda: model.logLambda)
     }
 
-    public func objectiveSettings(sigma: Double) throws -> ObjectiveSettings {
-        ObjectiveSettings(projection: try Projection(named: projection), projectionCount: projections, sigma: sigma)
+    public func objectiveSettings(sigma: Double, curvaturePropagationNoise: CurvaturePropagationNoise = .perPoint) throws -> ObjectiveSettings {
+        ObjectiveSettings(projection: try Projection(named: projection), projectionCount: projections, sigma: sigma,
+                          curvaturePropagationNoise: curvaturePropagationNoise)
     }
+
+    /// The objective settings of one cell: its σ (DSM) and noise layout (CP), else the defaults.
+    public func objectiveSettings(for cell: Cell) throws -> ObjectiveSettings {
+        try objectiveSettings(sigma: cell.sigma ?? dsmSigmas[0], curvaturePropagationNoise: cell.cpNoise ?? .perPoint)
+    }
+
+    /// `cpNoises` parsed (validated names).
+    public var cpNoiseLayouts: [CurvaturePropagationNoise] { get throws { try cpNoises.map(CurvaturePropagationNoise.init(named:)) } }
 
     public var estimators: [Estimator] { get throws { try methods.map(Estimator.init(named:)) } }
 
-    /// The grid's cells, in run order (method-major, then D, σ, seed).
+    /// The grid's cells, in run order (method-major, then CP's noise layout, D, σ, seed).
     public var cells: [Cell] {
         get throws {
-            try estimators.flatMap { estimator in
-                dims.flatMap { d in
-                    (estimator == .dsm ? dsmSigmas.map(Optional.some) : [nil]).flatMap { sigma in
-                        seeds.map { Cell(method: estimator, dimension: d, sigma: sigma, seed: $0) }
+            let layouts = try cpNoiseLayouts
+            return try estimators.flatMap { estimator in
+                (estimator == .cp ? layouts.map(Optional.some) : [nil]).flatMap { layout in
+                    dims.flatMap { d in
+                        (estimator == .dsm ? dsmSigmas.map(Optional.some) : [nil]).flatMap { sigma in
+                            seeds.map { Cell(method: estimator, dimension: d, sigma: sigma, seed: $0, cpNoise: layout) }
+                        }
                     }
                 }
             }
@@ -105,6 +126,10 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard !seeds.isEmpty, seeds.allSatisfy({ $0 >= 0 }) else { throw fail("seeds", "must be a non-empty list of integers ≥ 0, got \(seeds)") }
         guard !dsmSigmas.isEmpty, dsmSigmas.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw fail("dsm_sigmas", "must be a non-empty list of finite numbers > 0, got \(dsmSigmas)")
+        }
+        guard !cpNoises.isEmpty, Set(cpNoises).count == cpNoises.count,
+              cpNoises.allSatisfy({ CurvaturePropagationNoise(rawValue: $0) != nil }) else {
+            throw fail("cp_noise", "must be a non-empty list of distinct CP noise layouts from \(CurvaturePropagationNoise.allCases.map(\.rawValue).joined(separator: ", ")), got \(cpNoises)")
         }
         guard Projection(rawValue: projection) != nil else {
             throw fail("objective.projection", "unknown projection '\(projection)'; choose from \(Projection.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -223,6 +248,7 @@ extension ExperimentConfig {
                 case "dims": c.dims = try list(value, k, int)
                 case "seeds": c.seeds = try list(value, k, int)
                 case "dsm_sigmas": c.dsmSigmas = try list(value, k, double)
+                case "cp_noise": c.cpNoises = try list(value, k, string)
                 case "objective":
                     for (sub, v) in try mapping(value, k) {
                         switch sub {
@@ -279,7 +305,7 @@ extension ExperimentConfig {
                     }
                 case "quick" where allowQuick: continue
                 default:
-                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
+                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
                 }
             }
         }

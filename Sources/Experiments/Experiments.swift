@@ -20,7 +20,7 @@ public let metricUnits: [String: String] = [
 public enum ProtocolExperiment {
     public static func compute(_ cell: Cell, config: ExperimentConfig) throws -> (ResultsGroup) throws -> Void {
         var trainer = DKEFTrainer(estimator: cell.method,
-                                  objectiveSettings: try config.objectiveSettings(sigma: cell.sigma ?? config.dsmSigmas[0]),
+                                  objectiveSettings: try config.objectiveSettings(for: cell),
                                   configuration: config.dkefConfiguration(dimension: cell.dimension),
                                   settings: config.protocolSettings, seed: UInt64(cell.seed))
         var lastLine = Date.distantPast
@@ -58,7 +58,7 @@ public enum TimingExperiment {
 
     public static func compute(_ cell: Cell, config: ExperimentConfig) throws -> (ResultsGroup) throws -> Void {
         let p = config.protocolSettings
-        let objective = try cell.method.objective(try config.objectiveSettings(sigma: cell.sigma ?? config.dsmSigmas[0]))
+        let objective = try cell.method.objective(try config.objectiveSettings(for: cell))
         let stream = RandomStream(seed: UInt64(cell.seed))
         let data = try HighDimData(dimension: cell.dimension, settings: p, using: stream)
         let configuration = config.dkefConfiguration(dimension: cell.dimension)
@@ -106,8 +106,15 @@ public struct CellRecord {
     public var seed: Int
     public var values: [String: Double]
     public var overBudget: Bool
+    /// CP's noise layout (`cp_noise`; per_point for CP cells written before it existed), else nil.
+    public var cpNoise: String? = nil
 
-    public var series: String { sigma.map { "\(method) (σ=\($0))" } ?? method }
+    /// As `Cell.series`: the method, with σ for DSM and the layout for CP's per-pair cells.
+    public var series: String {
+        if let sigma { return "\(method) (σ=\(sigma))" }
+        if let cpNoise, cpNoise != CurvaturePropagationNoise.perPoint.rawValue { return "\(method) (\(cpNoise) noise)" }
+        return method
+    }
 
     /// Every finished cell of the file at `path`, with its scalar datasets.
     public static func all(in path: String) throws -> [CellRecord] {
@@ -118,10 +125,13 @@ public struct CellRecord {
                 let g = try cells.group(name)
                 let values = try g.scalarDatasets()
                 let sigma = (try? g.attribute("sigma"))?.doubleValue
-                return CellRecord(name: name, method: try g.attribute("method").stringValue ?? "?",
+                let method = try g.attribute("method").stringValue ?? "?"
+                let layout = (try? g.attribute("cp_noise"))?.stringValue
+                    ?? (method == Estimator.cp.rawValue ? CurvaturePropagationNoise.perPoint.rawValue : nil)
+                return CellRecord(name: name, method: method,
                                   dimension: try g.attribute("dimension").intValue ?? 0, sigma: sigma,
                                   seed: try g.attribute("seed").intValue ?? 0, values: values,
-                                  overBudget: ((try? g.attribute("over_budget"))?.intValue ?? 0) == 1)
+                                  overBudget: ((try? g.attribute("over_budget"))?.intValue ?? 0) == 1, cpNoise: layout)
             }
         }
     }

@@ -26,7 +26,7 @@ public enum Estimator: String, CaseIterable, Sendable {
         case .ssm: try SlicedScoreMatching(projection: settings.projection, count: settings.projectionCount)
         case .ssmVR: try ScoreMatching.varianceReduced(projection: settings.projection, count: settings.projectionCount)
         case .dsm: try DenoisingScoreMatching(sigma: settings.sigma)
-        case .cp: ScoreMatching.curvaturePropagation
+        case .cp: ScoreMatching.curvaturePropagation(layout: settings.curvaturePropagationNoise)
         case .approxBP: ScoreMatching.approximateBackpropagation
         }
     }
@@ -40,10 +40,14 @@ public struct ObjectiveSettings: Sendable, Equatable {
     public var projectionCount: Int = 1
     /// DSM's noise scale σ.
     public var sigma: Double = 0.1
+    /// Where CP draws its noise in a model with basis functions.
+    public var curvaturePropagationNoise: CurvaturePropagationNoise = .perPoint
 
-    public init(projection: Projection = .rademacher, projectionCount: Int = 1, sigma: Double = 0.1) {
+    public init(projection: Projection = .rademacher, projectionCount: Int = 1, sigma: Double = 0.1,
+                curvaturePropagationNoise: CurvaturePropagationNoise = .perPoint) {
         self.projection = projection
         self.projectionCount = projectionCount
         self.sigma = sigma
+        self.curvaturePropagationNoise = curvaturePropagationNoise
     }
 }

@@ -31,7 +31,32 @@ public enum DiagonalHessianMethod {
     /// Martens, Sutskever & Swersky (2012): the backward pass carries a complex vector S with
     /// E[S Sᵀ] = ∇², injecting √M ∘ v (v Rademacher, fresh at each node; negative curvature in
     /// the imaginary part) at every node with local curvature M; diag ∇² ≈ Re(S∘S) = S_r² − S_i².
-    case curvaturePropagation(RandomStream)
+    /// `noise` says where a model that is a weighted sum of basis functions draws it.
+    case curvaturePropagation(RandomStream, noise: CurvaturePropagationNoise = .perPoint)
+}
+
+/// Where curvature propagation draws its noise in a model log p̃ = log q₀ + Σ_m α_m k_m whose
+/// basis functions k_m(x) = k(φ(x), φ(z_m)) share the feature nets φ (DKEF). Both are unbiased for
+/// tr ∇ₓ² log p̃; their variances differ.
+///
+/// - `perPoint`: the inducing-point terms are summed at φ(x), and one draw per point and node
+///   element goes back through the nets: the estimate carries an `[N, H]` state per channel (and
+///   the distance node's `[N, M, H]` draws). Cost per point ≈ one backward pass of the nets.
+/// - `perPair`: every (point, inducing point) pair goes through the nets on its own, with its own
+///   draws at every node, as on the authors' (N, M, D) expansion of log p̃ (their DKEF code): the
+///   estimate is Σ_m α_m T_m with T_m CP's estimate of tr ∇ₓ² k_m, and q₀'s exact −D/σ₀² (which CP
+///   gives for any draws). Carries an `[N·M, H]` state per channel: about M times the per-point
+///   cost, the same pass as CP's α system.
+/// A model without basis functions has one layout, and ignores this.
+public enum CurvaturePropagationNoise: String, CaseIterable, Sendable, Codable {
+    case perPoint = "per_point"
+    case perPair = "per_pair"
+
+    /// Parses a name, or throws `ObjectiveError.unknownNoiseLayout` listing the valid ones.
+    public init(named name: String) throws {
+        guard let layout = Self(rawValue: name) else { throw ObjectiveError.unknownNoiseLayout(name) }
+        self = layout
+    }
 }
 
 /// A log-density whose layer structure supports the special backward passes of approximate

@@ -4,6 +4,7 @@ public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
     case invalidProjectionCount(Int)
     case unknownProjection(String)
     case unknownEstimator(String)
+    case unknownNoiseLayout(String)
     case badBatch(shape: [Int], expected: String)
     case badModelOutput(shape: [Int], expected: [Int])
     case nonFinite(what: String)
@@ -19,6 +20,8 @@ public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
             "unknown projection '\(name)'; choose one of \(Projection.allCases.map(\.rawValue).joined(separator: ", "))"
         case let .unknownEstimator(name):
             "unknown estimator '\(name)'; choose one of \(Estimator.allCases.map(\.rawValue).joined(separator: ", "))"
+        case let .unknownNoiseLayout(name):
+            "unknown CP noise layout '\(name)'; choose one of \(CurvaturePropagationNoise.allCases.map(\.rawValue).joined(separator: ", "))"
         case let .badBatch(shape, expected):
             "data batch has shape \(shape), expected \(expected)"
         case let .badModelOutput(shape, expected):

@@ -69,7 +69,12 @@ extension ScoreMatching where Trace == HutchinsonTrace {
 
 extension ScoreMatching where Trace == CurvaturePropagationTrace {
     /// Curvature propagation: ½ ‖s‖² + Σᵢ (S_r² − S_i²)ᵢ.
-    public static var curvaturePropagation: Self { ScoreMatching(trace: CurvaturePropagationTrace(), name: Estimator.cp.rawValue) }
+    public static var curvaturePropagation: Self { curvaturePropagation(layout: .perPoint) }
+
+    /// Curvature propagation with its noise where `layout` says (`CurvaturePropagationNoise`).
+    public static func curvaturePropagation(layout: CurvaturePropagationNoise) -> Self {
+        ScoreMatching(trace: CurvaturePropagationTrace(layout: layout), name: Estimator.cp.rawValue)
+    }
 }
 
 extension ScoreMatching where Trace == ApproximateBackpropagationTrace {

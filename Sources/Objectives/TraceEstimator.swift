@@ -96,11 +96,13 @@ public struct ApproximateBackpropagationTrace: TraceEstimator {
 /// unbiased, with node-wise Rademacher noise from a stream seeded by `noise.curvatureSeed`.
 /// Needs a model with layer structure (`DiagonalHessianEstimating`).
 public struct CurvaturePropagationTrace: TraceEstimator {
-    public init() {}
-    public var name: String { "curvature propagation" }
+    /// Where a model with basis functions draws the noise (`CurvaturePropagationNoise`).
+    public var layout: CurvaturePropagationNoise
+    public init(layout: CurvaturePropagationNoise = .perPoint) { self.layout = layout }
+    public var name: String { layout == .perPoint ? "curvature propagation" : "curvature propagation (\(layout.rawValue) noise)" }
     public func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature? { nil }
     public func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? {
-        .curvaturePropagation(RandomStream(seed: noise.curvatureSeed ?? 0))
+        .curvaturePropagation(RandomStream(seed: noise.curvatureSeed ?? 0), noise: layout)
     }
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise {
         ObjectiveNoise(curvatureSeed: UInt64(stream.integer(below: Int(Int32.max))))
@@ -109,6 +111,10 @@ public struct CurvaturePropagationTrace: TraceEstimator {
     public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {
         guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.cp.rawValue) }
-        return layered.traceOfDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!)
+        // Recording only when the caller keeps the graph: a model may then take a pass built for
+        // constants (DKEF's per-pair traces do), with the same draws and values.
+        return GradientMode.$isRecording.withValue(createGraph) {
+            layered.traceOfDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!)
+        }
     }
 }

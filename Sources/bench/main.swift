@@ -36,6 +36,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated methods.")
     var methods: String = Estimator.allCases.map(\.rawValue).joined(separator: ",")
 
+    @Option(help: "Comma-separated CP noise layouts, one row each (per_pair rows are named cp_per_pair; the authors' reference is per-pair).")
+    var cpNoise: String = CurvaturePropagationNoise.allCases.map(\.rawValue).joined(separator: ",")
+
     @Option(help: "Comma-separated dimensions.")
     var dims: String = "10,20,50,100,200,500"
 
@@ -64,12 +67,21 @@ struct Bench: ParsableCommand {
         "cp": [10: 5.70, 20: 6.03, 50: 5.31, 100: 7.46, 200: 8.85, 500: 17.9],
     ]
 
+    /// The reference row of a bench row: the authors' CP is the per-pair layout, so both CP rows
+    /// compare with it.
+    static func referenceMethod(_ row: String) -> String { row.hasPrefix("cp_") ? "cp" : row }
+
     func validate() throws {
         for m in methods.split(separator: ",") { _ = try Estimator(named: String(m)) }
+        do { _ = try layouts } catch { throw ValidationError("--cp-noise: \(error)") }
         guard dims.split(separator: ",").allSatisfy({ (Int($0) ?? 0) > 0 }) else { throw ValidationError("--dims must be positive integers, got '\(dims)'") }
         guard iterations >= 10 || ProcessInfo.processInfo.environment["BENCH_ALLOW_FEW"] != nil else {
             throw ValidationError("--iterations must be at least 10 (medians of at least 10 iterations)")
         }
+    }
+
+    var layouts: [CurvaturePropagationNoise] {
+        get throws { try cpNoise.split(separator: ",").map { try CurvaturePropagationNoise(named: String($0)) } }
     }
 
     struct Row {
@@ -90,6 +102,8 @@ struct Bench: ParsableCommand {
         var rows: [Row] = [], skipped: [String] = []
         for name in methods.split(separator: ",").map(String.init) {
             let estimator = try Estimator(named: name)
+            for layout in estimator == .cp ? try layouts : [.perPoint] {
+            let name = layout == .perPoint ? name : "\(name)_\(layout.rawValue)"
             for d in dims.split(separator: ",").compactMap({ Int($0) }) {
                 if estimator == .sm, d > 100, let last = rows.last(where: { $0.method == "sm" }) {
                     if last.unitA > budget {
@@ -107,17 +121,18 @@ struct Bench: ParsableCommand {
                     }
                 }
                 resetPeakResident()
-                let row = try cell(estimator, dimension: d, settings: settings)
+                let row = try cell(estimator, layout: layout, dimension: d, settings: settings)
                 rows.append(row)
                 log(String(format: "bench: %@ D=%d: (a) %.3f s, (b) %.3f s, %.2f GFLOP GEMM, peak %.0f MiB", name, d, row.unitA, row.unitB, row.gemmGFLOP, row.peakMiB))
                 try write(rows, dgemm: dgemm, skipped: skipped, quiet: true)   // after every cell: a killed run keeps the rest
+            }
             }
         }
         try write(rows, dgemm: dgemm, skipped: skipped, quiet: false)
     }
 
-    func cell(_ estimator: Estimator, dimension d: Int, settings: ProtocolSettings) throws -> Row {
-        let objective = try estimator.objective(ObjectiveSettings(sigma: 0.1))
+    func cell(_ estimator: Estimator, layout: CurvaturePropagationNoise, dimension d: Int, settings: ProtocolSettings) throws -> Row {
+        let objective = try estimator.objective(ObjectiveSettings(sigma: 0.1, curvaturePropagationNoise: layout))
         let stream = RandomStream(seed: 0)
         let data = try HighDimData(dimension: d, settings: settings, using: stream)
         let configuration = DKEFConfiguration(dimension: d)
@@ -149,7 +164,7 @@ struct Bench: ParsableCommand {
                 break
             }
         }
-        return Row(method: estimator.rawValue, dimension: d, unitA: median(unitA), unitB: median(unitB), gemmGFLOP: Double(flops) / 1e9,
+        return Row(method: layout == .perPoint ? estimator.rawValue : "\(estimator.rawValue)_\(layout.rawValue)", dimension: d, unitA: median(unitA), unitB: median(unitB), gemmGFLOP: Double(flops) / 1e9,
                    peakMiB: peakResidentMiB(), rssFirstMiB: rssFirst, rssLastMiB: residentMiB(), timed: unitA.count)
     }
 
@@ -168,7 +183,7 @@ struct Bench: ParsableCommand {
         ]
         lines.insert("Peak MiB is this process's peak so far when the kernel does not reset it per cell; RSS first → last shows each cell's own use and any growth across iterations.", at: 6)
         for r in rows {
-            let reference = Self.reference[r.method]?[r.dimension]
+            let reference = Self.reference[Self.referenceMethod(r.method)]?[r.dimension]
             let speedup = reference.map { String(format: "%.1f×", $0 / r.unitA) } ?? (r.method == "sm" && r.dimension >= 100 ? "ref. out of memory" : "–")
             let timed = r.timed == 1 && r.unitA > budget ? "1 (over budget)" : "\(r.timed)"
             lines.append(String(format: "| %@ | %d | %.3f | %@ | %@ | %.3f | %.2f | %.1f | %.0f | %.0f → %.0f | %@ |",
@@ -190,7 +205,7 @@ struct Bench: ParsableCommand {
                     try g.write(name, doubles: [value], shape: [])
                     try g.setAttribute("units", .string(unit), on: name)
                 }
-                if let reference = Self.reference[r.method]?[r.dimension] {
+                if let reference = Self.reference[Self.referenceMethod(r.method)]?[r.dimension] {
                     try g.write("reference_seconds", doubles: [reference], shape: [])
                     try g.setAttribute("units", .string("s"), on: "reference_seconds")
                 }

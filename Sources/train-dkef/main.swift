@@ -35,6 +35,9 @@ struct TrainDKEF: ParsableCommand {
     @Option(help: "DSM noise scale sigma.")
     var sigma: Double = 0.1
 
+    @Option(help: "CP's noise layout: per_point (one draw per point and node, the default) or per_pair (one per (point, inducing point) pair and node, as the authors' expansion). Read by --method cp only.")
+    var cpNoise: String = CurvaturePropagationNoise.perPoint.rawValue
+
     @Option(help: "Inducing points M (at most the 4860 training points).")
     var inducingPoints: Int = 200
 
@@ -69,6 +72,7 @@ struct TrainDKEF: ParsableCommand {
         do { _ = try Estimator(named: method) } catch { throw ValidationError("--method: \(error)") }
         guard dimension >= 1 else { throw ValidationError("--dimension must be ≥ 1, got \(dimension)") }
         guard sigma > 0, sigma.isFinite else { throw ValidationError("--sigma must be finite and > 0, got \(sigma)") }
+        do { _ = try CurvaturePropagationNoise(named: cpNoise) } catch { throw ValidationError("--cp-noise: \(error)") }
         guard epochs >= 0 else { throw ValidationError("--epochs must be ≥ 0 (0: finalise and evaluate the initial model), got \(epochs)") }
         guard finalizeSteps >= 0 else { throw ValidationError("--finalize-steps must be ≥ 0, got \(finalizeSteps)") }
         guard importanceSamples >= 1 else { throw ValidationError("--importance-samples must be ≥ 1, got \(importanceSamples)") }
@@ -89,7 +93,7 @@ struct TrainDKEF: ParsableCommand {
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         let provenance = Provenance.current()
-        var trainer = DKEFTrainer(estimator: try Estimator(named: method), objectiveSettings: ObjectiveSettings(sigma: sigma),
+        var trainer = DKEFTrainer(estimator: try Estimator(named: method), objectiveSettings: ObjectiveSettings(sigma: sigma, curvaturePropagationNoise: try CurvaturePropagationNoise(named: cpNoise)),
                                   configuration: dkefConfiguration, settings: settings, seed: seed)
         trainer.progress = { log($0) }
         let start = Date()
@@ -103,6 +107,7 @@ struct TrainDKEF: ParsableCommand {
             try root.setAttribute("dimension", .int(dimension))
             try root.setAttribute("seed", .int(Int(seed)))
             try root.setAttribute("sigma", .double(sigma))
+            try root.setAttribute("cp_noise", .string(cpNoise))
             try root.setAttribute("inducing_points", .int(inducingPoints))
             try root.setAttribute("epochs", .int(epochs))
             try root.setAttribute("finalize_steps", .int(finalizeSteps))

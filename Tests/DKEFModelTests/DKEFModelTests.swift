@@ -151,6 +151,10 @@ func exactDiagonalHessian(_ f: any LogDensityFunction, _ x: Tensor) -> Tensor {
         let checks: [(Tensor, (RandomStream) -> Tensor)] = [
             (exactDiagonalHessian(density, x), { density.scoreAndDiagonalHessian(at: x, method: .curvaturePropagation($0)).diagonal }),
             (exactDiagonalHessian(headed, x), { model.featureNetScoreAndDiagonal(1, x, head: head, method: .curvaturePropagation($0)).diagonal }),
+            // The authors' layout: a draw per (point, inducing point) pair at every node.
+            (exactDiagonalHessian(density, x), { density.scoreAndDiagonalHessian(at: x, method: .curvaturePropagation($0, noise: .perPair)).diagonal }),
+            (exactDiagonalHessian(density, x).sum(alongAxis: 1),
+             { density.traceOfDiagonalHessian(at: x, method: .curvaturePropagation($0, noise: .perPair)) }),
         ]
         for (exact, estimate) in checks {
             let draws = 3000
@@ -167,6 +171,57 @@ func exactDiagonalHessian(_ f: any LogDensityFunction, _ x: Tensor) -> Tensor {
                 #expect(abs(mean - exact.scalars[i]) < 4.5 * se + 1e-12, "element \(i): CP mean \(mean) ± \(se), exact \(exact.scalars[i])")
             }
         }
+    }
+}
+
+/// CP with per-pair noise (`CurvaturePropagationNoise.perPair`) is CP on the authors' (N, M, D)
+/// expansion of log p̃.
+@Suite struct PerPairCurvaturePropagation {
+    func relative(_ a: Tensor, _ b: Tensor) -> Double {
+        maxAbs(a, b) / max(b.scalars.map(abs).max() ?? 0, 1e-300)
+    }
+
+    /// The objective on the density equals ½‖u + Σ_m α_m R_m‖² + t⁰ + Σ_m α_m T_m from the terms
+    /// of every basis function on the points repeated M times (`expanded: true`, the generic
+    /// backward pass of each pair) with the same draws: value and parameter gradients, at D = 3
+    /// and 7, with and without a recorded graph for the value.
+    @Test(arguments: [3, 7])
+    func equalsTheExpansionWithTheSameDraws(dimension d: Int) throws {
+        let model = smallDKEF(dimension: d, m: 5, hidden: 6, seed: 60)
+        let stream = RandomStream(seed: 61)
+        let x = stream.normal(shape: [4, d]) * 1.3, alpha = stream.normal(shape: [5])
+        let objective = ScoreMatching.curvaturePropagation(layout: .perPair)
+        let noise = objective.drawNoise(points: 4, dimension: d, using: stream)
+        func expansion() throws -> Tensor {
+            let terms = try DensityTerms(objective, model: model, at: x, noise: noise, createGraph: true, expanded: true)
+            guard case let .dense(r) = terms.basis else { preconditionFailure("the expansion gives dense residuals") }
+            let residual = terms.target + (r * alpha.reshaped([1, -1, 1])).sum(alongAxis: 1)
+            let linear = terms.baseLinear! + Tensor.matmul(terms.basisLinear!, alpha.reshaped([-1, 1])).reshaped([-1])
+            return ((residual.square().sum(alongAxis: 1) * 0.5) + linear).mean()
+        }
+        let direct = try objective.evaluate(model.density(alpha: alpha), at: x, noise: noise, createGraph: true).value
+        let expanded = try expansion()
+        #expect(relative(direct, expanded) < 1e-10, "value: \(direct.scalar) against \(expanded.scalar)")
+        let constant = try withoutGradients { try objective.evaluate(model.frozen().density(alpha: alpha), at: x, noise: noise).value }
+        #expect(relative(constant, expanded) < 1e-10)
+        // Relative to the largest gradient entry: each net's last bias cancels in φ(x) − φ(z_m), so
+        // its exact gradient is 0 and both paths give rounding noise of ~1e-17 there.
+        let (g1, g2) = (gradients(of: direct, with: model.parameters), gradients(of: expanded, with: model.parameters))
+        let scale = g2.map { $0.scalars.map(abs).max() ?? 0 }.max()!
+        for (i, (a, b)) in zip(g1, g2).enumerated() {
+            #expect(maxAbs(a, b) < 1e-10 * scale, "parameter \(i): \(maxAbs(a, b)) against largest entry \(scale)")
+        }
+        // Not the per-point estimate: the same draws land elsewhere.
+        let perPoint = try ScoreMatching.curvaturePropagation.evaluate(model.density(alpha: alpha), at: x, noise: noise).value
+        #expect(relative(perPoint, expanded) > 1e-6)
+    }
+
+    /// The estimator and its settings carry the layout, per point by default.
+    @Test func layoutReachesTheObjective() throws {
+        #expect(try Estimator.cp.objective().description == ScoreMatching.curvaturePropagation.description)
+        let perPair = try Estimator.cp.objective(ObjectiveSettings(curvaturePropagationNoise: .perPair))
+        #expect(perPair.description.contains("per_pair"))
+        #expect(throws: ObjectiveError.unknownNoiseLayout("pairs")) { try CurvaturePropagationNoise(named: "pairs") }
     }
 }
 

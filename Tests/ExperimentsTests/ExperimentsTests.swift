@@ -133,6 +133,38 @@ func folder() -> String {
         #expect(config.hash == (try ExperimentConfig.parse("methods: [dsm, ssm]\ndims: [2, 4]\nseeds: [0, 1]\ndsm_sigmas: [0.1, 1.0]\n", file: "y.yml", quick: false)).hash)
     }
 
+    /// CP once per noise layout: the per-point cells keep their names (`cp_d2_seed0`), the
+    /// per-pair ones are `cp_per_pair_…`; the layout list, like the other grid lists, leaves the
+    /// settings hash alone; a bad layout is refused with the key's name.
+    @Test func cpNoiseLayoutsAreCells() throws {
+        let text = "methods: [cp, ssm]\ndims: [2]\nseeds: [0]\n"
+        let plain = try ExperimentConfig.parse(text, file: "x.yml", quick: false)
+        let both = try ExperimentConfig.parse(text + "cp_noise: [per_point, per_pair]\n", file: "x.yml", quick: false)
+        #expect(try plain.cells.map(\.name) == ["cp_d2_seed0", "ssm_d2_seed0"])
+        #expect(try both.cells.map(\.name) == ["cp_d2_seed0", "cp_per_pair_d2_seed0", "ssm_d2_seed0"])
+        #expect(try both.cells.map(\.series) == ["cp", "cp (per_pair noise)", "ssm"])
+        #expect(try both.objectiveSettings(for: both.cells[1]).curvaturePropagationNoise == .perPair)
+        #expect(try both.objectiveSettings(for: both.cells[0]).curvaturePropagationNoise == .perPoint)
+        #expect(plain.hash == both.hash && !both.canonicalJSON.contains("cpNoises"))
+        for bad in ["cp_noise: [pairs]", "cp_noise: []", "cp_noise: [per_pair, per_pair]"] {
+            do {
+                _ = try ExperimentConfig.parse(text + bad + "\n", file: "x.yml", quick: false)
+                Issue.record("\(bad) was accepted")
+            } catch {
+                #expect("\(error)".contains("key 'cp_noise'"), "\(error)")
+            }
+        }
+    }
+
+    /// figure1.yml's settings hash is the one its committed results were computed under (a new
+    /// grid key must not make `make figure1` recompute them).
+    @Test func figure1ConfigKeepsTheCommittedHash() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
+        let config = try ExperimentConfig.load(root.appendingPathComponent("experiments/figure1.yml").path, quick: false).config
+        let stored = try ResultsFile.read(at: root.appendingPathComponent("results/figure1.h5").path) { try $0.attribute("config_hash").stringValue }
+        #expect(stored == config.hash)
+    }
+
     /// The committed experiment files parse, with and without their quick blocks.
     @Test(arguments: ["figure1", "figure2", "table1"])
     func committedConfigsAreValid(name: String) throws {
