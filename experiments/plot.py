@@ -47,6 +47,19 @@ def cells(path):
     return out, provenance
 
 
+def origins(path):
+    """'fc9acbab5bf5 Cooperlake: 72, 2efbfb6da0d3 SkylakeX: 12': the code and BLAS kernels of each
+    cell (a grid may be finished by later runs, on other machines)."""
+    counts = defaultdict(int)
+    with h5py.File(path, "r") as f:
+        for g in f["cells"].values():
+            kernels = text(g.attrs.get("openblas", "")).split()
+            core = next((k for k in kernels if k[:1].isupper() and k not in ("OpenBLAS", "NO_LAPACKE", "DYNAMIC_ARCH", "NO_AFFINITY")
+                         and not k.startswith("MAX_THREADS")), "?")
+            counts[(text(g.attrs.get("git_commit", "?"))[:12], core)] += 1
+    return ", ".join(f"{commit} {core}: {n}" for (commit, core), n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def grouped(records, metric):
     by = defaultdict(lambda: defaultdict(list))
     methods = {}
@@ -161,7 +174,7 @@ def figure1(path, prefix):
         labels += l
     order = sorted(range(len(labels)), key=lambda k: next((i for i, m in enumerate(ORDER) if labels[k].startswith(LABELS[m])), 99))
     axes[1][0].legend([handles[k] for k in order], [labels[k] for k in order], fontsize=8)
-    fig.text(0.01, 0.01, f"{provenance.get('cpu_model', '')}; commit {str(provenance.get('git_commit', ''))[:12]}", fontsize=7, alpha=0.6)
+    fig.text(0.01, 0.01, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=7, alpha=0.6)
     fig.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.11, wspace=0.25)
     for ext in ("png", "pdf"):
         fig.savefig(f"{prefix}.{ext}", dpi=130)
