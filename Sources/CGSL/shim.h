@@ -15,6 +15,7 @@
 #include <gsl/gsl_matrix.h>
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_sf_log.h>
+#include <gsl/gsl_sf_gamma.h>
 
 // Swift 6 rejects direct use of these C globals.
 static inline const gsl_rng_type *ssm_gsl_rng_mt19937(void) { return gsl_rng_mt19937; }

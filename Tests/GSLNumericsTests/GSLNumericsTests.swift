@@ -195,3 +195,136 @@ var identity3: Tensor { Tensor(rows: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]) }
         #expect(throws: GSLError.self) { try IsotropicNormal(dimension: 2).score(Tensor.zeros([1, 3])) }
     }
 }
+
+func identity(_ n: Int) -> Tensor {
+    Tensor(shape: [n, n], scalars: (0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 })
+}
+
+/// The targets of issue 12: exact scores, moments of the draws, normalisation, parameter errors.
+@Suite struct Targets {
+    func settings(_ target: Target) -> TargetSettings {
+        var s = TargetSettings(target)
+        s.conditionNumber = 30
+        s.components = 3
+        s.separation = 2.5
+        s.scale = 0.7
+        s.degreesOfFreedom = 5
+        return s
+    }
+
+    /// Every target's score against central differences of its log density, at points spread out
+    /// (the t's tails and the mixture's valleys between components included).
+    @Test(arguments: Target.allCases, [1, 3, 6])
+    func scoreIsTheGradientOfTheLogDensity(target: Target, dimension d: Int) throws {
+        let p = try settings(target).distribution(dimension: d, using: RandomStream(seed: 70))
+        let x = RandomStream(seed: 71).normal(shape: [8, d]) * 2.5
+        let exact = try p.score(x), numeric = try finiteDifferenceScore(p, x)
+        #expect(maxAbs(exact, numeric) < 1e-6 * max(1, exact.scalars.map(abs).max()!), "\(target) D=\(d): \(maxAbs(exact, numeric))")
+    }
+
+    /// Sample mean and covariance against the closed forms, each entry within 5 standard errors of
+    /// its sample estimate (SE of a covariance entry √((Σᵢᵢ Σⱼⱼ + Σᵢⱼ²)/n) for the Gaussian, from the
+    /// draws' own fourth moments otherwise).
+    @Test(arguments: Target.allCases)
+    func drawsHaveTheClosedFormMoments(target: Target) throws {
+        let d = 3, n = 200_000
+        let s = settings(target)
+        let p = try s.distribution(dimension: d, using: RandomStream(seed: 72))
+        let x = p.sample(n, using: RandomStream(seed: 73)).scalars
+        var mean = [Double](repeating: 0, count: d), sigma = [Double](repeating: 0, count: d * d)
+        switch target {
+        case .standardNormal:
+            for i in 0..<d { sigma[i * d + i] = 1 }
+        case .correlatedNormal:
+            sigma = (p as! CorrelatedNormal).normal.covariance.scalars
+        case .gaussianMixture:
+            let m = p as! GaussianMixture
+            for c in m.components { for i in 0..<d { mean[i] += c.mean[i] / Double(m.components.count) } }
+            for c in m.components {
+                for i in 0..<d { for j in 0..<d {
+                    sigma[i * d + j] += ((c.mean[i] - mean[i]) * (c.mean[j] - mean[j]) + c.covariance.scalars[i * d + j]) / Double(m.components.count)
+                } }
+            }
+        case .studentT:
+            for i in 0..<d { sigma[i * d + i] = s.degreesOfFreedom / (s.degreesOfFreedom - 2) }
+        }
+        for i in 0..<d {
+            let values = (0..<n).map { x[$0 * d + i] }
+            let m = values.reduce(0, +) / Double(n)
+            let se = (values.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(n - 1) / Double(n)).squareRoot()
+            #expect(abs(m - mean[i]) < 5 * se, "\(target) mean[\(i)] \(m) vs \(mean[i]) ± \(se)")
+            for j in 0..<d {
+                let products = (0..<n).map { (x[$0 * d + i] - mean[i]) * (x[$0 * d + j] - mean[j]) }
+                let c = products.reduce(0, +) / Double(n)
+                let seC = (products.map { ($0 - c) * ($0 - c) }.reduce(0, +) / Double(n - 1) / Double(n)).squareRoot()
+                #expect(abs(c - sigma[i * d + j]) < 5 * seC, "\(target) Σ[\(i),\(j)] \(c) vs \(sigma[i * d + j]) ± \(seC)")
+            }
+        }
+    }
+
+    /// Σ = Q diag(λ) Qᵀ with Q orthogonal and λ from 1 to κ: ΣQ = QΛ, QᵀQ = I.
+    @Test func correlatedNormalHasTheStatedSpectrum() throws {
+        let d = 5
+        let p = try CorrelatedNormal(dimension: d, conditionNumber: 100, using: RandomStream(seed: 74))
+        let q = p.rotation
+        #expect(maxAbs(Tensor.matmul(q, q, transposeA: true), identity(d)) < 1e-12)
+        #expect(abs(p.eigenvalues.first! - 1) < 1e-15 && abs(p.eigenvalues.last! - 100) < 1e-12)
+        let lambda = Tensor(shape: [d, d], scalars: (0..<(d * d)).map { $0 / d == $0 % d ? p.eigenvalues[$0 % d] : 0 })
+        #expect(maxAbs(Tensor.matmul(p.normal.covariance, q), Tensor.matmul(q, lambda)) < 1e-10)
+        // The same seed builds the same target.
+        let again = try CorrelatedNormal(dimension: d, conditionNumber: 100, using: RandomStream(seed: 74))
+        #expect(again.normal.covariance.scalars == p.normal.covariance.scalars)
+    }
+
+    /// ∫ p = 1 by Monte Carlo over a box holding all but a negligible part of the mixture's mass
+    /// (1-D and 2-D; every mean at distance 2.5, scale 0.7, box ±8), and the 1-D t against its
+    /// closed form.
+    @Test(arguments: [1, 2])
+    func densitiesIntegrateToOne(dimension d: Int) throws {
+        let stream = RandomStream(seed: 75)
+        let mixture = try settings(.gaussianMixture).distribution(dimension: d, using: stream)
+        let half = 8.0, n = 400_000
+        let box = stream.uniform(shape: [n, d], in: -half..<half)
+        let volume = Foundation.pow(2 * half, Double(d))
+        let values = try mixture.logDensity(box).scalars.map { Foundation.exp($0) * volume }
+        let mean = values.reduce(0, +) / Double(n)
+        let se = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n - 1) / Double(n)).squareRoot()
+        #expect(abs(mean - 1) < 5 * se, "mixture D=\(d): ∫p = \(mean) ± \(se)")
+        if d == 1 {
+            let t = try StudentT(dimension: 1, degreesOfFreedom: 5)
+            let x = stream.normal(shape: [20, 1]) * 3
+            // The univariate t density written out with glibc's lgamma (not GSL's lngamma).
+            let constant: Double = Foundation.lgamma(3.0) - Foundation.lgamma(2.5) - 0.5 * Foundation.log(5 * Double.pi)
+            let closed: [Double] = x.scalars.map { (v: Double) -> Double in constant - 3 * Foundation.log(1 + v * v / 5) }
+            #expect(maxAbs(try t.logDensity(x), Tensor(closed)) < 1e-13)
+        }
+    }
+
+    /// Parameters no distribution can have are refused with the parameter's name.
+    @Test func badParametersAreNamed() throws {
+        let stream = RandomStream(seed: 76)
+        func refused(_ s: TargetSettings, dimension: Int = 3, _ words: String) {
+            do {
+                _ = try s.distribution(dimension: dimension, using: stream)
+                Issue.record("\(s) was accepted")
+            } catch {
+                #expect("\(error)".contains(words), "\(error)")
+            }
+        }
+        var s = TargetSettings(.correlatedNormal); s.conditionNumber = 0.5
+        refused(s, "condition_number must be finite and ≥ 1, got 0.5")
+        s = TargetSettings(.gaussianMixture); s.components = 0
+        refused(s, "components must be ≥ 1, got 0")
+        s = TargetSettings(.gaussianMixture); s.separation = -1
+        refused(s, "separation must be finite and ≥ 0, got -1.0")
+        s = TargetSettings(.gaussianMixture); s.scale = 0
+        refused(s, "scale must be finite and > 0")
+        s = TargetSettings(.studentT); s.degreesOfFreedom = 0
+        refused(s, "degrees_of_freedom must be finite and > 0, got 0.0")
+        refused(TargetSettings(.studentT), dimension: 0, "student_t: dimension must be ≥ 1, got 0")
+        #expect(throws: GSLError.self) { try Target(named: "banana") }
+        // A point of the wrong dimension.
+        let p = try TargetSettings(.studentT).distribution(dimension: 3, using: stream)
+        #expect(throws: GSLError.self) { try p.score(Tensor.zeros([2, 4])) }
+    }
+}
