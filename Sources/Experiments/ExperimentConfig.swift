@@ -12,7 +12,7 @@ import Yams
 /// for `--quick`. Every key is checked: an unknown key, a wrong type or a bad value is an error
 /// naming the file, the key and the reason.
 public struct ExperimentConfig: Codable, Equatable, Sendable {
-    public var methods: [String] = Estimator.allCases.map(\.rawValue)
+    public var methods: [String] = Estimator.paper.map(\.rawValue)
     public var dims: [Int] = [10, 20, 50, 100]
     public var seeds: [Int] = [0, 1, 2]
     /// DSM's noise scales; each is its own grid cell.

@@ -9,6 +9,11 @@ public enum Estimator: String, CaseIterable, Sendable {
     case cp
     /// Approximate backpropagation (Kingma & LeCun 2010); needs a `DiagonalHessianEstimating` model.
     case approxBP = "approx_bp"
+    /// Finite-difference sliced score matching (Pang et al. 2020); not in the paper.
+    case fsm
+
+    /// The six methods of the paper's experiments (every estimator but FSM): the default grid.
+    public static var paper: [Estimator] { allCases.filter { $0 != .fsm } }
 
     /// Whether the estimator needs a model with layer structure (`DiagonalHessianEstimating`).
     public var needsLayeredModel: Bool { self == .cp || self == .approxBP }
@@ -28,6 +33,7 @@ public enum Estimator: String, CaseIterable, Sendable {
         case .dsm: try DenoisingScoreMatching(sigma: settings.sigma)
         case .cp: ScoreMatching.curvaturePropagation(layout: settings.curvaturePropagationNoise)
         case .approxBP: ScoreMatching.approximateBackpropagation
+        case .fsm: try FiniteDifferenceScoreMatching(epsilon: settings.epsilon, count: settings.projectionCount)
         }
     }
 }
@@ -42,12 +48,15 @@ public struct ObjectiveSettings: Sendable, Equatable {
     public var sigma: Double = 0.1
     /// Where CP draws its noise in a model with basis functions.
     public var curvaturePropagationNoise: CurvaturePropagationNoise = .perPoint
+    /// FSM's displacement ε (its projections are always on the √D sphere).
+    public var epsilon: Double = 0.1
 
     public init(projection: Projection = .rademacher, projectionCount: Int = 1, sigma: Double = 0.1,
-                curvaturePropagationNoise: CurvaturePropagationNoise = .perPoint) {
+                curvaturePropagationNoise: CurvaturePropagationNoise = .perPoint, epsilon: Double = 0.1) {
         self.projection = projection
         self.projectionCount = projectionCount
         self.sigma = sigma
         self.curvaturePropagationNoise = curvaturePropagationNoise
+        self.epsilon = epsilon
     }
 }

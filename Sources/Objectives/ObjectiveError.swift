@@ -2,6 +2,7 @@
 public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
     case invalidSigma(Double)
     case invalidProjectionCount(Int)
+    case invalidEpsilon(Double)
     case unknownProjection(String)
     case unknownEstimator(String)
     case unknownNoiseLayout(String)
@@ -14,6 +15,8 @@ public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .invalidSigma(s):
             "sigma must be a finite number > 0, got \(s)"
+        case let .invalidEpsilon(e):
+            "FSM's epsilon must be finite and > 0, got \(e)"
         case let .invalidProjectionCount(n):
             "projections per point must be at least 1, got \(n)"
         case let .unknownProjection(name):

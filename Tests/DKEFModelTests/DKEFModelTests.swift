@@ -226,10 +226,11 @@ func exactDiagonalHessian(_ f: any LogDensityFunction, _ x: Tensor) -> Tensor {
 }
 
 @Suite struct ClosedFormAlpha {
-    /// For every method whose objective is exactly quadratic in α for fixed draws (all but CP):
+    /// For every method whose objective is exactly quadratic in α for fixed draws (all but CP; FSM
+    /// too, through the expansion path of `QuadraticSystem.fit`):
     /// J(α) − J(0) = ½ αᵀGα + bᵀα at random α, J evaluated directly on the DKEF density. This is
     /// the brute-force quadratic fit of the objective.
-    @Test(arguments: [Estimator.sm, .ssm, .ssmVR, .dsm, .approxBP])
+    @Test(arguments: [Estimator.sm, .ssm, .ssmVR, .dsm, .approxBP, .fsm])
     func systemMatchesTheObjective(estimator: Estimator) throws {
         let model = smallDKEF(dimension: 3, m: 5, hidden: 4)
         let stream = RandomStream(seed: 8)

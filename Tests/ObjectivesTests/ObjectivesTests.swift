@@ -253,3 +253,50 @@ struct GaussianSetting {
         }
     }
 }
+
+/// FSM (finite-difference sliced score matching) against SSM and exact SM.
+@Suite struct FiniteDifferences {
+    /// With the same projections, FSM → SSM (sphere projections) as ε → 0, with error O(ε²):
+    /// halving ε quarters it.
+    @Test func convergesToSlicedScoreMatchingAtSecondOrder() throws {
+        let stream = RandomStream(seed: 40)
+        let model = MLPModel(dimension: 4, using: stream)
+        let x = stream.normal(shape: [10, 4])
+        let fsm = try FiniteDifferenceScoreMatching(epsilon: 0.2, count: 2)
+        let noise = fsm.drawNoise(points: 10, dimension: 4, using: stream)
+        let ssm = try SlicedScoreMatching(projection: .sphere, count: 2).evaluate(model.logDensity, at: x, noise: noise, createGraph: false).value.scalar
+        let errors = try [0.2, 0.1, 0.05, 0.025].map { eps in
+            abs(try FiniteDifferenceScoreMatching(epsilon: eps, count: 2).evaluate(model.logDensity, at: x, noise: noise, createGraph: false).value.scalar - ssm)
+        }
+        for (a, b) in zip(errors, errors.dropFirst()) {
+            #expect(b / a > 0.2 && b / a < 0.3, "errors \(errors): ratio \(b / a), expected ≈ 1/4")
+        }
+        #expect(errors.last! < 1e-3 * max(1, abs(ssm)))
+    }
+
+    /// Over many projections at small ε its mean is exact SM's value (within 4.5 standard errors).
+    @Test func unbiasedForScoreMatchingAtSmallEpsilon() throws {
+        let stream = RandomStream(seed: 41)
+        let model = MLPModel(dimension: 4, using: stream)
+        let x = stream.normal(shape: [20, 4])
+        let exact = try ScoreMatching.exact.evaluate(model, at: x, using: stream, createGraph: false).value.scalar
+        let fsm = try FiniteDifferenceScoreMatching(epsilon: 1e-3)
+        let values = try (0..<400).map { _ in try fsm.evaluate(model, at: x, using: stream, createGraph: false).value.scalar }
+        let s = meanAndStandardError(values)
+        #expect(abs(s.mean - exact) < 4.5 * s.se, "FSM \(s) vs exact \(exact)")
+    }
+
+    /// ε and n are checked, by name, through the estimator's settings too.
+    @Test func badEpsilonIsRefused() {
+        for bad in [0.0, -0.1, .infinity, .nan] {
+            #expect(throws: ObjectiveError.self) { try FiniteDifferenceScoreMatching(epsilon: bad) }
+            do {
+                _ = try Estimator.fsm.objective(ObjectiveSettings(epsilon: bad))
+                Issue.record("ε = \(bad) was accepted")
+            } catch {
+                #expect("\(error)".contains("FSM's epsilon must be finite and > 0"))
+            }
+        }
+        #expect(throws: ObjectiveError.invalidProjectionCount(0)) { try FiniteDifferenceScoreMatching(count: 0) }
+    }
+}

@@ -1,0 +1,56 @@
+import Autodiff
+import Foundation
+import GSLNumerics
+
+/// Finite-difference sliced score matching, FD-SSM (Pang, Xu, Li, Song, Ermon & Zhu 2020; the form
+/// of `efficient_score_matching_conjugate` in their code): sliced score matching with projections
+/// v on the sphere of radius √D (E[v vᵀ] = I) and both directional derivatives of f = log p̃
+/// replaced by central differences along v with step h = ε/√D (a displacement of length ε):
+///
+///     vᵀs ≈ (f₊ − f₋) / (2h),   vᵀ∇ₓ²f v ≈ (f₊ − 2f + f₋) / h²,   f± = f(x ± h v),
+///     ℓ(x) = ½ (vᵀs)² + vᵀ∇ₓ²f v = (D/ε²) [ (f₊ − f₋)²/8 + f₊ + f₋ − 2f ],
+///
+/// averaged over n projections per point. Both differences are O(h²) from the derivatives, so ℓ
+/// tends to SSM's with the same v as ε → 0 (tested). It needs values of f only (no derivative in
+/// x), so its parameter gradient is one first-order reverse pass. Linear in f: terms residual
+/// (f₊ − f₋)/(2h√n) `[N, n]`, linear term the mean of (f₊ − 2f + f₋)/h² `[N]`.
+public struct FiniteDifferenceScoreMatching: ScoreObjective {
+    /// ε, the length of each displacement.
+    public var epsilon: Double
+    public var count: Int
+
+    /// - Throws: `ObjectiveError.invalidEpsilon` unless ε is finite and > 0,
+    ///   `ObjectiveError.invalidProjectionCount` for n < 1.
+    public init(epsilon: Double = 0.1, count: Int = 1) throws {
+        guard epsilon > 0, epsilon.isFinite else { throw ObjectiveError.invalidEpsilon(epsilon) }
+        guard count >= 1 else { throw ObjectiveError.invalidProjectionCount(count) }
+        self.epsilon = epsilon
+        self.count = count
+    }
+
+    public var name: String { Estimator.fsm.rawValue }
+    public var description: String { "fsm: SSM by central differences of log p̃, v on the √D sphere, ε = \(epsilon), \(count) per point" }
+
+    public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise {
+        ObjectiveNoise(projections: Projection.sphere.draw(count: count, points: points, dimension: dimension, using: stream))
+    }
+
+    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
+        guard let v = noise.projections, v.rank == 3, v.shape[1] == x.shape[0], v.shape[2] == x.shape[1] else {
+            throw ObjectiveError.badBatch(shape: noise.projections?.shape ?? [], expected: "projections [n, \(x.shape[0]), \(x.shape[1])]")
+        }
+        let (n, points) = (v.shape[0], x.shape[0])
+        let h = epsilon / Double(x.shape[1]).squareRoot()
+        let point = x.detached()
+        // f at x and at x ± h vⱼ for every j, in one call: rows [x; x + h v₁ … ; x − h v₁ …].
+        let step = v * h
+        let shifted = (0..<n).map { point + step.select($0, alongAxis: 0) } + (0..<n).map { point - step.select($0, alongAxis: 0) }
+        let f = logDensity.logDensity(Tensor.concatenate([point] + shifted, alongAxis: 0))
+        let center = f.slice(0..<points, alongAxis: 0)
+        let plus = f.slice(points..<((1 + n) * points), alongAxis: 0).reshaped([n, points])
+        let minus = f.slice(((1 + n) * points)..<((1 + 2 * n) * points), alongAxis: 0).reshaped([n, points])
+        let residual = ((plus - minus) * (1 / (2 * h * Double(n).squareRoot()))).transposed()                  // [N, n]
+        let linear = (plus + minus - center.expandingShape(at: 0) * 2).sum(alongAxis: 0) * (1 / (h * h * Double(n)))  // [N]
+        return ObjectiveTerms(residual: residual, linear: linear)
+    }
+}
