@@ -34,7 +34,7 @@ struct Bench: ParsableCommand {
         """)
 
     @Option(help: "Comma-separated methods.")
-    var methods: String = Estimator.allCases.map(\.rawValue).joined(separator: ",")
+    var methods: String = Estimator.paper.map(\.rawValue).joined(separator: ",")
 
     @Option(help: "Comma-separated CP noise layouts, one row each (per_pair rows are named cp_per_pair; the authors' reference is per-pair).")
     var cpNoise: String = CurvaturePropagationNoise.allCases.map(\.rawValue).joined(separator: ",")
