@@ -104,6 +104,12 @@ struct DensityTerms {
                     let derivatives = model.kernelDirectionalDerivatives(at: point, first: form.first, second: form.curvatureDirections)
                     return (.factored(derivatives.scaled(by: form.firstScale)), form.linearTerm(secondSum: derivatives.secondSum))
                 }
+            } else if !expanded, let form = objective.valueForm(at: x.detached(), noise: noise) {
+                // Values at shifted points (FSM): every basis function's at once, one kernel matrix.
+                (basis, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {
+                    let (residual, linear) = form.combine(model.kernelMatrix(form.points))     // [N, M, R], [N, M]
+                    return (.dense(residual), linear)
+                }
             } else if !expanded, let method = objective.diagonalHessianMethod(noise: noise) {
                 // ½‖∇k_m‖² + Σ diag-estimate: residual ∇k_m, linear the trace estimate.
                 (basis, basisLinear) = GradientMode.$isRecording.withValue(createGraph) {

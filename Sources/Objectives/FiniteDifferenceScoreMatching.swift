@@ -35,22 +35,32 @@ public struct FiniteDifferenceScoreMatching: ScoreObjective {
         ObjectiveNoise(projections: Projection.sphere.draw(count: count, points: points, dimension: dimension, using: stream))
     }
 
+    /// Blocks [x; x + h v₁ … x + h vₙ; x − h v₁ … x − h vₙ]; residual j = (f₊ⱼ − f₋ⱼ)/(2h√n),
+    /// linear = Σⱼ (f₊ⱼ + f₋ⱼ)/(h²n) − 2f/h².
+    public func valueForm(at x: Tensor, noise: ObjectiveNoise) -> ValueForm? {
+        guard let v = noise.projections, v.rank == 3, v.shape[1] == x.shape[0], v.shape[2] == x.shape[1] else { return nil }
+        let n = v.shape[0]
+        let h = epsilon / Double(x.shape[1]).squareRoot()
+        let point = x.detached(), step = v * h
+        let shifted = (0..<n).map { point + step.select($0, alongAxis: 0) } + (0..<n).map { point - step.select($0, alongAxis: 0) }
+        let blocks = 1 + 2 * n
+        let c = 1 / (2 * h * Double(n).squareRoot())
+        let residual = (0..<n).map { j -> [Double] in
+            var w = [Double](repeating: 0, count: blocks)
+            w[1 + j] = c
+            w[1 + n + j] = -c
+            return w
+        }
+        let linear = [-2 / (h * h)] + [Double](repeating: 1 / (h * h * Double(n)), count: 2 * n)
+        return ValueForm(points: Tensor.concatenate([point] + shifted, alongAxis: 0), blocks: blocks,
+                         residualWeights: residual, linearWeights: linear)
+    }
+
     public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
-        guard let v = noise.projections, v.rank == 3, v.shape[1] == x.shape[0], v.shape[2] == x.shape[1] else {
+        guard let form = valueForm(at: x, noise: noise) else {
             throw ObjectiveError.badBatch(shape: noise.projections?.shape ?? [], expected: "projections [n, \(x.shape[0]), \(x.shape[1])]")
         }
-        let (n, points) = (v.shape[0], x.shape[0])
-        let h = epsilon / Double(x.shape[1]).squareRoot()
-        let point = x.detached()
-        // f at x and at x ± h vⱼ for every j, in one call: rows [x; x + h v₁ … ; x − h v₁ …].
-        let step = v * h
-        let shifted = (0..<n).map { point + step.select($0, alongAxis: 0) } + (0..<n).map { point - step.select($0, alongAxis: 0) }
-        let f = logDensity.logDensity(Tensor.concatenate([point] + shifted, alongAxis: 0))
-        let center = f.slice(0..<points, alongAxis: 0)
-        let plus = f.slice(points..<((1 + n) * points), alongAxis: 0).reshaped([n, points])
-        let minus = f.slice(((1 + n) * points)..<((1 + 2 * n) * points), alongAxis: 0).reshaped([n, points])
-        let residual = ((plus - minus) * (1 / (2 * h * Double(n).squareRoot()))).transposed()                  // [N, n]
-        let linear = (plus + minus - center.expandingShape(at: 0) * 2).sum(alongAxis: 0) * (1 / (h * h * Double(n)))  // [N]
+        let (residual, linear) = form.combine(logDensity.logDensity(form.points))
         return ObjectiveTerms(residual: residual, linear: linear)
     }
 }

@@ -28,9 +28,58 @@ public protocol ScoreObjective: CustomStringConvertible {
     /// Whether the objective draws random numbers (`drawNoise` gives `.none` and leaves the stream
     /// as it was when it does not: exact SM, Approx BP).
     var drawsNoise: Bool { get }
+
+    /// The terms as fixed combinations of log p̃'s values at shifted points (FSM), for objectives
+    /// that are; nil for the others.
+    func valueForm(at x: Tensor, noise: ObjectiveNoise) -> ValueForm?
+}
+
+/// Terms that are fixed linear combinations of f = log p̃ at B blocks of shifted points: with
+/// fᵦ[n] = f(points[b·N + n]),
+///
+///     residual[n, r] = Σ_b residualWeights[r][b] fᵦ[n],   linear[n] = Σ_b linearWeights[b] fᵦ[n].
+///
+/// A model linear in its coefficients (DKEF) gets every basis function's terms from its values at
+/// the points, without any derivative in x.
+public struct ValueForm {
+    /// `[B·N, D]`, block b holding row n at b·N + n.
+    public var points: Tensor
+    public var blocks: Int
+    /// R rows of B weights.
+    public var residualWeights: [[Double]]
+    /// B weights.
+    public var linearWeights: [Double]
+
+    public init(points: Tensor, blocks: Int, residualWeights: [[Double]], linearWeights: [Double]) {
+        precondition(points.rank == 2 && points.shape[0] % blocks == 0, "ValueForm: \(points.shape) rows are not \(blocks) blocks")
+        precondition(residualWeights.allSatisfy { $0.count == blocks } && linearWeights.count == blocks, "ValueForm: weights need \(blocks) entries")
+        self.points = points
+        self.blocks = blocks
+        self.residualWeights = residualWeights
+        self.linearWeights = linearWeights
+    }
+
+    /// The terms from values `[B·N]` or `[B·N, K]` (K functions at once, e.g. every basis
+    /// function): residual `[N, R]` (or `[N, K, R]`), linear `[N]` (or `[N, K]`).
+    public func combine(_ values: Tensor) -> (residual: Tensor, linear: Tensor) {
+        let n = points.shape[0] / blocks
+        let rest = Array(values.shape.dropFirst())
+        let block = (0..<blocks).map { values.slice(($0 * n)..<(($0 + 1) * n), alongAxis: 0) }
+        func combination(_ weights: [Double]) -> Tensor {
+            var total: Tensor? = nil
+            for (b, w) in weights.enumerated() where w != 0 {
+                let term = block[b] * w
+                total = total.map { $0 + term } ?? term
+            }
+            return total ?? Tensor.zeros([n] + rest)
+        }
+        let residual = Tensor.stack(residualWeights.map(combination), alongAxis: -1)
+        return (residual, combination(linearWeights))
+    }
 }
 
 extension ScoreObjective {
+    public func valueForm(at x: Tensor, noise: ObjectiveNoise) -> ValueForm? { nil }
     public func directionalForm(noise: ObjectiveNoise) -> DirectionalForm? { nil }
     public func diagonalHessianMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod? { nil }
     public var drawsNoise: Bool { true }
