@@ -24,6 +24,13 @@ public struct SignTensor: Sendable, Equatable {
         return (words[b >> 5] >> UInt32(b & 31)) & 1 == 1 ? 1 : -1
     }
 
+    /// The signs from element n on, flat (`[count − n]`): the block of a larger draw that starts
+    /// at element n.
+    public func dropping(first n: Int) -> SignTensor {
+        precondition(n >= 0 && n <= count, "SignTensor.dropping: \(n) of \(count) signs")
+        return SignTensor(shape: [count - n], words: words, offset: offset + n)
+    }
+
     /// The ±1 values as an ordinary tensor (tests, and the oracle of the products).
     public var dense: Tensor { Tensor(shape: shape, scalars: (0..<count).map { self[$0] }) }
 }

@@ -5,18 +5,13 @@ import GSLNumerics
 
 /// Curvature propagation's elementwise stages in one pass each, for evaluations that record no
 /// graph (validation, test metrics), reading the Rademacher signs from the same positions of the
-/// stream as the tensor form (`RandomStream.rademacherBits`). The softplus node computes, element
+/// stream as the tensor form (`RandomStream.rademacherSigns`). The softplus node computes, element
 /// by element, the very operations of `featureNetBackward` in their order, so the two agree to the
 /// last bit (tested); the per-basis traces (`basisTraces`) reorder sums and agree to rounding.
 enum CurvaturePropagationKernels {
-    /// Rademacher signs packed 32 to a word (`RandomStream.rademacherBits`) and the position of a
-    /// kernel's first element among them, so a block of rows reads the signs the whole batch drew.
-    struct Signs {
-        var bits: [UInt32]
-        var offset = 0
-        init(_ bits: [UInt32], offset: Int = 0) { self.bits = bits; self.offset = offset }
-        func advanced(by n: Int) -> Signs { Signs(bits, offset: offset + n) }
-    }
+    /// The signs a node draws, flat and packed: a block of rows reads the part the whole batch drew
+    /// for it (`SignTensor.dropping(first:)`).
+    static func draw(_ count: Int, _ noise: RandomStream) -> SignTensor { noise.rademacherSigns(shape: [count]) }
 
     /// A buffer of `count` values for a kernel that writes every one of them: three distinct
     /// arrays (`re = g` would share storage and copy it on the first write) and no zero fill.
@@ -52,16 +47,16 @@ enum CurvaturePropagationKernels {
     ///     M = (σ(1 − σ)) g,   g ← σ g,   S ← σ S + √M⁺ v,   S̃ ← σ S̃ + √(−M)⁺ v.
     static func softplusNode(slope sigma: Tensor, gradient gS: Tensor, real rS: Tensor, imaginary iS: Tensor,
                              noise: RandomStream) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
-        softplusNode(slope: sigma, gradient: gS, real: rS, imaginary: iS, signs: Signs(noise.rademacherBits(count: gS.count)))
+        softplusNode(slope: sigma, gradient: gS, real: rS, imaginary: iS, signs: draw(gS.count, noise))
     }
 
     /// The same with the node's signs given: element i of the inputs takes sign `signs.offset + i`.
     static func softplusNode(slope sigma: Tensor, gradient gS: Tensor, real rS: Tensor, imaginary iS: Tensor,
-                             signs drawn: Signs) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
+                             signs drawn: SignTensor) -> (gradient: Tensor, real: Tensor, imaginary: Tensor) {
         precondition(!GradientMode.isRecording, "CurvaturePropagationKernels: for evaluations without a graph")
         let shape = gS.shape, h = sigma.shape[1]
         let rows = gS.count / h, perPoint = rows / sigma.shape[0]
-        let (bits, first) = (drawn.bits, drawn.offset)
+        let (bits, first) = (drawn.words, drawn.offset)
         let bend = sigma.scalars.map { $0 * (1 - $0) }
         var (g, re, im) = (outputBuffer(gS.count), outputBuffer(gS.count), outputBuffer(gS.count))
         var signs = [Double](repeating: 0, count: h)
@@ -136,13 +131,13 @@ enum CurvaturePropagationKernels {
             var pass: DKEF.FeaturePass, inducing: Tensor, coefficient: Double, bandwidth: Double
             var a: Tensor, b: Tensor, skipA: [Double], skipB: [Double]
             var w1: Tensor, w2: Tensor, w3: Tensor, ws: Tensor
-            var v1: Signs, v2: Signs, sigma2: Signs, sigma1: Signs
+            var v1: SignTensor, v2: SignTensor, sigma2: SignTensor, sigma1: SignTensor
         }
         let parts = (0..<kernels).map { j -> Kernel in
             let pass = model.features(j, x), fz = model.featuresOfInducingPoints(j)
             let (w3, ws) = (model.layer(j, 4), model.layer(j, 6))
-            let (v1, v2) = (Signs(noise.rademacherBits(count: n * m)), Signs(noise.rademacherBits(count: n * m * h)))
-            let (sigma2, sigma1) = (Signs(noise.rademacherBits(count: n * m * h)), Signs(noise.rademacherBits(count: n * m * h)))
+            let (v1, v2) = (draw(n * m, noise), draw(n * m * h, noise))
+            let (sigma2, sigma1) = (draw(n * m * h, noise), draw(n * m * h, noise))
             return Kernel(pass: pass, inducing: fz, coefficient: kernelWeights[j], bandwidth: model.bandwidth(j).scalar,
                           a: Tensor.matmul(pass.phi, w3, transposeB: true), b: Tensor.matmul(fz, w3, transposeB: true),
                           skipA: Tensor.matmul(pass.phi, ws, transposeB: true).scalars, skipB: Tensor.matmul(fz, ws, transposeB: true).scalars,
@@ -169,7 +164,7 @@ enum CurvaturePropagationKernels {
             for (j, k) in parts.enumerated() {
                 let rowsOf = { (t: Tensor) in t.slice(points, alongAxis: 0) }
                 let node = pairScalars(phi: rowsOf(k.pass.phi), inducing: k.inducing, coefficient: k.coefficient, bandwidth: k.bandwidth,
-                                       v1: k.v1.advanced(by: start * m), v2: k.v2.advanced(by: start * m * h))
+                                       v1: k.v1.dropping(first: start * m), v2: k.v2.dropping(first: start * m * h))
                 // S_x = (S_e/−ℓ)(φ(xₙ)W_sᵀ − φ(z_m)W_sᵀ) from this kernel's skip.
                 for (i, point) in points.enumerated() {
                     for p in 0..<m {
@@ -186,10 +181,10 @@ enum CurvaturePropagationKernels {
                 var (g, re, im) = softplusNode(slope: rowsOf(k.pass.sigma2), gradient: pairwiseDifferences(node.gradientScale, a, k.b),
                                                real: pairwiseDifferences(node.realScale, a, k.b),
                                                imaginary: Tensor.matmul(node.imaginary, k.w3, transposeB: true),
-                                               signs: k.sigma2.advanced(by: start * m * h))
+                                               signs: k.sigma2.dropping(first: start * m * h))
                 (g, re, im) = softplusNode(slope: rowsOf(k.pass.sigma1), gradient: Tensor.matmul(g, k.w2, transposeB: true),
                                            real: Tensor.matmul(re, k.w2, transposeB: true), imaginary: Tensor.matmul(im, k.w2, transposeB: true),
-                                           signs: k.sigma1.advanced(by: start * m * h))
+                                           signs: k.sigma1.dropping(first: start * m * h))
                 accumulate(re, through: k.w1, intoReal: true, beta: 1)
                 accumulate(im, through: k.w1, intoReal: false, beta: 1)
             }
@@ -206,19 +201,20 @@ enum CurvaturePropagationKernels {
     /// The exp and distance nodes of one basis function per partner (coefficient c ≥ 0, bandwidth
     /// ℓ > 0) for rows φ `[N, H]` against φ(Z) `[M, H]`, as scalars per pair: g_φ = gradientScale·δ,
     /// S_φ = realScale·δ, and S̃_φ = √(γ/ℓ) v₂ `[N, M, H]`, with v₁ `[N, M]` drawn before v₂, as the
-    /// tensor form in `propagate` draws them. Pair i takes v₁ sign `v1.offset + i`, its element e v₂ sign `v2.offset + i·H + e`.
+    /// tensor form in `propagate` draws them. Pair i takes v₁'s
+    /// sign i, its element e v₂'s sign i·H + e.
     static func pairScalars(phi: Tensor, inducing fz: Tensor, coefficient c: Double, bandwidth l: Double,
-                            v1: Signs, v2: Signs) -> (gradientScale: [Double], realScale: [Double], imaginary: Tensor) {
+                            v1: SignTensor, v2: SignTensor) -> (gradientScale: [Double], realScale: [Double], imaginary: Tensor) {
         precondition(c >= 0 && l > 0, "pairScalars: needs a coefficient ≥ 0 and a bandwidth > 0, have \(c) and \(l)")
         let (n, h, m) = (phi.shape[0], phi.shape[1], fz.shape[0])
         let (scale, negative) = (l * -2, -l)
-        let (bits1, first1, bits2, first2) = (v1.bits, v1.offset, v2.bits, v2.offset)
+        let (bits2, first2) = (v2.words, v2.offset)
         var (gradientScale, realScale, imaginary) = (outputBuffer(n * m), outputBuffer(n * m), outputBuffer(n * m * h))
         imaginary.withUnsafeMutableBufferPointer { im in
             bits2.withUnsafeBufferPointer { bits2 in
                 forEachPair(phi, fz, scale: scale) { pair, _, _, _, k in
                     let gamma = c * k
-                    let se = (k * c).squareRoot() * RandomStream.sign(bits1, first1 + pair)
+                    let se = (k * c).squareRoot() * v1[pair]
                     gradientScale[pair] = gamma / negative
                     realScale[pair] = se / negative
                     let root = (gamma / negative).magnitude.squareRoot()

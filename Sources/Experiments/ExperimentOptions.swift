@@ -69,7 +69,7 @@ public struct ExperimentOptions: ParsableArguments {
 
     /// A comma-separated flag value as a list; an empty element (`4,,8`, `4,`) or one that does
     /// not parse is an error naming the flag.
-    static func list<T>(_ text: String?, flag: String, kind: String, _ parse: (String) -> T?) throws -> [T]? {
+    public static func list<T>(_ text: String?, flag: String, kind: String, _ parse: (String) -> T?) throws -> [T]? {
         guard let text else { return nil }
         let items = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         return try items.map { item in

@@ -48,17 +48,10 @@ public final class RandomStream {
         SignTensor(shape: shape, words: rademacherBits(count: shape.reduce(1, *)))
     }
 
-    /// `count` Rademacher signs packed 32 to a word: the same draws, from the same positions of
-    /// the stream, as `rademacher(shape:)` of that many elements, for kernels that read the signs
-    /// without a tensor of them (`sign(_:_:)`).
+    /// `count` Rademacher signs packed 32 to a word (bit i % 32 of word i / 32 set: +1): the same
+    /// draws, from the same positions of the stream, as `rademacher(shape:)` of that many elements.
     public func rademacherBits(count: Int) -> [UInt32] {
         (0..<(count + 31) / 32).map { _ in UInt32(truncatingIfNeeded: gsl_rng_get(pointer)) }
-    }
-
-    /// Sign i of packed Rademacher words: +1 for a set bit i % 32 of word i / 32, else −1.
-    @inlinable @inline(__always)
-    public static func sign(_ words: [UInt32], _ i: Int) -> Double {
-        (words[i >> 5] >> UInt32(i & 31)) & 1 == 1 ? 1 : -1
     }
 
     /// A tensor of i.i.d. draws uniform on [low, high).

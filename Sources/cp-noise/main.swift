@@ -44,15 +44,16 @@ struct CPNoise: ParsableCommand {
     @Option(help: "Output path without extension (.md and .h5 are written).")
     var out = "results/cp-noise"
 
+    /// A comma-separated list of integers ≥ 0, checked as the grid executables check theirs.
     func parsed(_ list: String, _ flag: String) throws -> [Int] {
-        let values = list.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ ($0 ?? -1) >= 0 }) else { throw ValidationError("\(flag) must list integers ≥ 0, got '\(list)'") }
-        return values.map { $0! }
+        try ExperimentOptions.list(list, flag: flag, kind: "integers ≥ 0") { Int($0).flatMap { $0 >= 0 ? $0 : nil } }!
     }
 
     func validate() throws {
-        _ = try parsed(dims, "--dims")
-        _ = try parsed(seeds, "--seeds")
+        do {
+            _ = try parsed(dims, "--dims")
+            _ = try parsed(seeds, "--seeds")
+        } catch { throw ValidationError("\(error)") }
         guard points >= 1 else { throw ValidationError("--points must be ≥ 1, got \(points)") }
         guard draws >= 2 else { throw ValidationError("--draws must be ≥ 2 (a variance needs two), got \(draws)") }
         guard FileManager.default.fileExists(atPath: results) else { throw ValidationError("--results: no such file \(results)") }

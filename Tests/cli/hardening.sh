@@ -95,6 +95,7 @@ expect "train-dkef --out a folder" 64 "it is a folder" -- "$bin/train-dkef" "${t
 expect "train-dkef --out a new folder" 0 "" -- "$bin/train-dkef" "${train[@]}" --out new/dir/t.h5
 [ -f new/dir/t.h5 ] && ok "train-dkef creates the folder of --out" || bad "train-dkef did not write new/dir/t.h5"
 expect "train-dkef --cp-noise not a layout" 64 "--cp-noise: unknown CP noise layout 'pairs'; choose one of per_point, per_pair" -- "$bin/train-dkef" "${train[@]}" --cp-noise pairs --out x.h5
+expect "cp-noise --dims 10,,50" 64 "--dims: empty element in '10,,50'" -- "$bin/cp-noise" --results "$root/results/figure1.h5" --dims 10,,50 --out cpn
 expect "cp-noise --draws 1" 64 "--draws must be ≥ 2" -- "$bin/cp-noise" --results "$root/results/figure1.h5" --draws 1 --out cpn
 expect "cp-noise, a missing results file" 64 "--results: no such file no-such.h5" -- "$bin/cp-noise" --results no-such.h5 --out cpn
 expect "cp-noise, a cell the file lacks" 64 "has no cell cp_d7_seed0" -- "$bin/cp-noise" --results "$root/results/figure1.h5" --dims 7 --seeds 0 --out cpn
