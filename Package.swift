@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "train-dkef", targets: ["TrainDKEF"]),
         .executable(name: "figure1", targets: ["figure1"]),
         .executable(name: "figure2", targets: ["figure2"]),
+        .executable(name: "figure3", targets: ["figure3"]),
         .executable(name: "table1", targets: ["table1"]),
         .executable(name: "inspect", targets: ["inspect"]),
         .executable(name: "bench", targets: ["bench"]),
@@ -67,6 +68,7 @@ let package = Package(
                                .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure3", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "table1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "bench",
                           dependencies: ["Experiments", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "COpenBLAS", "CRuntime",
@@ -82,7 +84,7 @@ let package = Package(
                           path: "Sources/cp-noise", swiftSettings: strict),
 
         .executableTarget(name: "TrainDKEF",
-                          dependencies: ["Autodiff", "DKEFModel", "Objectives", "ResultsStore", "Training", "Experiments", "CRuntime",
+                          dependencies: ["Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Training", "Experiments", "CRuntime",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/train-dkef", swiftSettings: strict),
 
@@ -91,7 +93,7 @@ let package = Package(
         .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"], swiftSettings: strict),
         .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"], swiftSettings: strict),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "GSLNumerics", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
     ]
 )

@@ -1,7 +1,8 @@
-"""Draw figure 1 and figure 2 from the HDF5 results files (never from anything else).
+"""Draw figures 1, 2 and 3 from the HDF5 results files (never from anything else).
 
     python experiments/plot.py figure1 results/figure1.h5 results/figure1
     python experiments/plot.py figure2 results/figure2.h5 results/figure2
+    python experiments/plot.py figure3 results/figure3.h5 results/figure3
 
 writes <prefix>.png and <prefix>.pdf. One colour per method across all figures; log axes where
 the paper uses them; error bars are standard errors over seeds.
@@ -19,12 +20,18 @@ import numpy as np  # noqa: E402
 
 # CP's per-pair cells (attribute cp_noise = per_pair) are their own series, "cp_per_pair", in
 # CP's colour family with a dashed line.
+# FSM (issue 12) is not in the paper; its label says so wherever it appears.
 COLOURS = {"sm": "#1f77b4", "ssm": "#d62728", "ssm_vr": "#ff7f0e", "dsm": "#2ca02c", "cp": "#9467bd",
-           "cp_per_pair": "#b39ddb", "approx_bp": "#8c564b"}
+           "cp_per_pair": "#b39ddb", "approx_bp": "#8c564b", "fsm": "#17becf"}
 LABELS = {"sm": "SM (exact)", "ssm": "SSM", "ssm_vr": "SSM-VR", "dsm": "DSM", "cp": "CP",
-          "cp_per_pair": "CP (per-pair noise, as the authors)", "approx_bp": "Approx BP"}
+          "cp_per_pair": "CP (per-pair noise, as the authors)", "approx_bp": "Approx BP",
+          "fsm": "FSM (not in the paper)"}
 LINESTYLES = {"cp_per_pair": "--"}
-ORDER = ["sm", "ssm", "ssm_vr", "dsm", "cp", "cp_per_pair", "approx_bp"]
+ORDER = ["sm", "ssm", "ssm_vr", "dsm", "cp", "cp_per_pair", "approx_bp", "fsm"]
+TARGET_TITLES = {"standard_normal": "N(0, I) (the paper's)", "correlated_normal": "correlated N(0, Σ), κ = {condition_number:g}",
+                 "gaussian_mixture": "mixture of {components} N(μₖ, {scale:g}²I), ‖μₖ‖ = {separation:g}",
+                 "student_t": "Student t, ν = {degrees_of_freedom:g}"}
+TARGET_DEFAULTS = {"condition_number": 100, "components": 4, "separation": 3, "scale": 1, "degrees_of_freedom": 5}
 
 
 def text(value):
@@ -42,6 +49,7 @@ def cells(path):
                 method = "cp_per_pair"
             sigma = g.attrs.get("sigma")
             values = {k: float(d[()]) for k, d in g.items() if isinstance(d, h5py.Dataset) and d.shape == ()}
+            values["target"] = text(g.attrs.get("target", "standard_normal"))
             series = method if sigma is None else f"{method} σ={float(sigma):g}"
             out.append((series, method, int(g.attrs["dimension"]), values, bool(g.attrs.get("over_budget", 0))))
     return out, provenance
@@ -64,7 +72,7 @@ def grouped(records, metric):
     by = defaultdict(lambda: defaultdict(list))
     methods = {}
     for series, method, d, values, _ in records:
-        if metric in values:
+        if metric in values and not isinstance(values[metric], str):
             by[series][d].append(values[metric])
             methods[series] = method
     return by, methods
@@ -215,8 +223,47 @@ def figure2(path, prefix):
         fig.savefig(f"{prefix}.{ext}", dpi=130)
 
 
+def figure3(path, prefix):
+    """One panel per target: test Fisher divergence per method (log axis, standard errors over
+    seeds), methods side by side within each D."""
+    import json
+    records, provenance = cells(path)
+    with h5py.File(path, "r") as f:
+        stored = json.loads(text(f.attrs.get("config_json", "{}")) or "{}").get("targetParameters") or {}
+    # The config's target: block (absent when every parameter is at its default).
+    keys = {"condition_number": "conditionNumber", "components": "components", "separation": "separation",
+            "scale": "scale", "degrees_of_freedom": "degreesOfFreedom"}
+    parameters = {k: stored.get(json_key, TARGET_DEFAULTS[k]) for k, json_key in keys.items()}
+    targets = [t for t in TARGET_TITLES if any(v["target"] == t for _, _, _, v, _ in records)]
+    fig, axes = plt.subplots(1, len(targets), figsize=(3.6 * len(targets) + 0.6, 4.2), squeeze=False)
+    legend = {}
+    for ax, target in zip(axes[0], targets):
+        rows = [r for r in records if r[3]["target"] == target]
+        means = series_means(rows, "fisher_divergence")
+        dims = sorted({d for ds, _, _, _ in means.values() for d in ds})
+        width = 0.8 / max(len(means), 1)
+        for k, (series, (ds, mean, se, method)) in enumerate(means.items()):
+            xs = [dims.index(d) - 0.4 + width * (k + 0.5) for d in ds]
+            handle = ax.errorbar(xs, mean, yerr=se, marker="o", linestyle="none", capsize=3, color=COLOURS.get(method),
+                                 mfc="white" if LINESTYLES.get(method) else COLOURS.get(method))
+            legend.setdefault(LABELS.get(method, method) + series[len(method):], handle)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(dims)))
+        ax.set_xticklabels([f"D = {d}" for d in dims])
+        ax.set_xlim(-0.5, len(dims) - 0.5)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+        ax.set_title(TARGET_TITLES[target].format(**parameters), fontsize=9)
+    axes[0][0].set_ylabel("test Fisher divergence ½E‖s − s_d‖²  (1/x²)")
+    fig.legend(list(legend.values()), list(legend.keys()), loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
+    fig.text(0.01, 0.01, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=7, alpha=0.6)
+    fig.suptitle("Score-matching methods across targets (DKEF, the authors' protocol; error bars: SE over seeds)", fontsize=10)
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.85, bottom=0.2, wspace=0.3)
+    for ext in ("png", "pdf"):
+        fig.savefig(f"{prefix}.{ext}", dpi=130)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("figure1", "figure2"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("figure1", "figure2", "figure3"):
         sys.exit(__doc__)
-    {"figure1": figure1, "figure2": figure2}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    {"figure1": figure1, "figure2": figure2, "figure3": figure3}[sys.argv[1]](sys.argv[2], sys.argv[3])
     print(f"wrote {sys.argv[3]}.png and {sys.argv[3]}.pdf")

@@ -1,6 +1,8 @@
+import GSLNumerics
 import Objectives
 
-/// One independent unit of work: a method at a dimension (and DSM σ, CP noise layout) with a seed.
+/// One independent unit of work: a method at a dimension (and DSM σ, CP noise layout) with a seed,
+/// on a target distribution.
 public struct Cell: Hashable, Sendable, CustomStringConvertible {
     public var method: Estimator
     public var dimension: Int
@@ -9,8 +11,12 @@ public struct Cell: Hashable, Sendable, CustomStringConvertible {
     public var seed: Int
     /// CP's noise layout; nil for the other methods.
     public var cpNoise: CurvaturePropagationNoise?
+    /// The distribution of the data (the authors' N(0, I) unless a config's `targets` says otherwise).
+    public var target: Target
 
-    public init(method: Estimator, dimension: Int, sigma: Double?, seed: Int, cpNoise: CurvaturePropagationNoise? = nil) {
+    public init(method: Estimator, dimension: Int, sigma: Double?, seed: Int, cpNoise: CurvaturePropagationNoise? = nil,
+                target: Target = .standardNormal) {
+        self.target = target
         self.method = method
         self.dimension = dimension
         self.sigma = sigma
@@ -18,12 +24,14 @@ public struct Cell: Hashable, Sendable, CustomStringConvertible {
         self.cpNoise = cpNoise
     }
 
-    /// The HDF5 group name, e.g. `ssm_vr_d10_seed0`, `dsm_sigma0.1_d10_seed0`, or
-    /// `cp_per_pair_d10_seed0` (CP's default per-point layout keeps the name `cp_d10_seed0`).
+    /// The HDF5 group name, e.g. `ssm_vr_d10_seed0`, `dsm_sigma0.1_d10_seed0`,
+    /// `cp_per_pair_d10_seed0` (CP's default per-point layout keeps the name `cp_d10_seed0`), or
+    /// `ssm_student_t_d10_seed0` (the standard normal target keeps the names it had).
     public var name: String {
         let s = sigma.map { "_sigma\($0)" } ?? ""
         let layout = cpNoise.flatMap { $0 == .perPoint ? nil : "_\($0.rawValue)" } ?? ""
-        return "\(method.rawValue)\(layout)\(s)_d\(dimension)_seed\(seed)"
+        let data = target == .standardNormal ? "" : "_\(target.rawValue)"
+        return "\(method.rawValue)\(layout)\(s)\(data)_d\(dimension)_seed\(seed)"
     }
 
     /// The legend label: the method, with σ for DSM and the noise layout for CP's per-pair cells.

@@ -1,11 +1,13 @@
 import DKEFModel
 import Foundation
+import GSLNumerics
 import Objectives
 import Training
 import Yams
 
-/// One experiment's settings: the grid (methods × dimensions × DSM σ × CP noise × seeds), the DKEF
-/// architecture, the protocol's hyperparameters and, for figure 2, the timing budget.
+/// One experiment's settings: the grid (methods × CP noise × targets × dimensions × DSM σ × seeds),
+/// the targets' parameters, the DKEF architecture, the protocol's hyperparameters and, for
+/// figure 2, the timing budget.
 ///
 /// Defaults live here and are the paper's (the authors' configs/dkef_perf); an experiment file
 /// `experiments/<name>.yml` overrides only what differs, and its `quick:` block overrides again
@@ -21,6 +23,13 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// encoded (see `CodingKeys`): like the other grid lists it says which cells exist, each cell
     /// names its layout, and the settings hash of every earlier file stays what it was.
     public var cpNoises: [String] = [CurvaturePropagationNoise.perPoint.rawValue]
+    /// The target distributions of the data (`Target` names); each is its own grid cell. Not
+    /// encoded, as `cpNoises`.
+    public var targets: [String] = [Target.standardNormal.rawValue]
+    /// The `target:` block: the targets' parameters, nil when every one is at its default. In the
+    /// hash only when set, so the configs of N(0, I) experiments keep the hash they had (the
+    /// defaults are pinned by a test, as a changed default would change what such a file means).
+    public var targetParameters: TargetParameters?
     public var projection: String = Projection.rademacher.rawValue
     public var projections: Int = 1
     public var model = ModelSettings()
@@ -43,9 +52,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         public var budgetSeconds = 60.0
     }
 
-    /// The encoded settings: every property but `cpNoises`.
+    /// The encoded settings: every property but the grid lists `cpNoises` and `targets`.
     enum CodingKeys: String, CodingKey {
-        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing
+        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing, targetParameters
     }
 
     public init() {}
@@ -65,20 +74,30 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         try objectiveSettings(sigma: cell.sigma ?? dsmSigmas[0], curvaturePropagationNoise: cell.cpNoise ?? .perPoint)
     }
 
+    /// The target of one cell with the config's parameters.
+    public func targetSettings(for cell: Cell) -> TargetSettings {
+        TargetSettings(cell.target, parameters: targetParameters ?? TargetParameters())
+    }
+
+    /// `targets` parsed (validated names).
+    public var targetNames: [Target] { get throws { try targets.map(Target.init(named:)) } }
+
     /// `cpNoises` parsed (validated names).
     public var cpNoiseLayouts: [CurvaturePropagationNoise] { get throws { try cpNoises.map(CurvaturePropagationNoise.init(named:)) } }
 
     public var estimators: [Estimator] { get throws { try methods.map(Estimator.init(named:)) } }
 
-    /// The grid's cells, in run order (method-major, then CP's noise layout, D, σ, seed).
+    /// The grid's cells, in run order (method-major, then CP's noise layout, target, D, σ, seed).
     public var cells: [Cell] {
         get throws {
-            let layouts = try cpNoiseLayouts
+            let layouts = try cpNoiseLayouts, targets = try targetNames
             return try estimators.flatMap { estimator in
                 (estimator == .cp ? layouts.map(Optional.some) : [nil]).flatMap { layout in
-                    dims.flatMap { d in
-                        (estimator == .dsm ? dsmSigmas.map(Optional.some) : [nil]).flatMap { sigma in
-                            seeds.map { Cell(method: estimator, dimension: d, sigma: sigma, seed: $0, cpNoise: layout) }
+                    targets.flatMap { target in
+                        dims.flatMap { d in
+                            (estimator == .dsm ? dsmSigmas.map(Optional.some) : [nil]).flatMap { sigma in
+                                seeds.map { Cell(method: estimator, dimension: d, sigma: sigma, seed: $0, cpNoise: layout, target: target) }
+                            }
                         }
                     }
                 }
@@ -130,6 +149,30 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         guard !cpNoises.isEmpty, Set(cpNoises).count == cpNoises.count,
               cpNoises.allSatisfy({ CurvaturePropagationNoise(rawValue: $0) != nil }) else {
             throw fail("cp_noise", "must be a non-empty list of distinct CP noise layouts from \(CurvaturePropagationNoise.allCases.map(\.rawValue).joined(separator: ", ")), got \(cpNoises)")
+        }
+        guard !targets.isEmpty, Set(targets).count == targets.count, targets.allSatisfy({ Target(rawValue: $0) != nil }) else {
+            throw fail("targets", "must be a non-empty list of distinct targets from \(Target.allCases.map(\.rawValue).joined(separator: ", ")), got \(targets)")
+        }
+        if let parameters = targetParameters {
+            for target in Target.allCases {
+                do { _ = try TargetSettings(target, parameters: parameters).distribution(dimension: 1) } catch { throw fail("target", "\(error)") }
+            }
+            // A parameter set for a target the file's grid does not have is a mistake (and
+            // would change the hash for nothing); --targets running part of the grid is not.
+            if flags["targets"] == nil {
+                let defaults = TargetParameters()
+                let owners: [(Bool, String, [Target])] = [
+                    (parameters.conditionNumber != defaults.conditionNumber, "condition_number", [.correlatedNormal]),
+                    (parameters.components != defaults.components, "components", [.gaussianMixture]),
+                    (parameters.separation != defaults.separation, "separation", [.gaussianMixture]),
+                    (parameters.scale != defaults.scale, "scale", [.gaussianMixture]),
+                    (parameters.degreesOfFreedom != defaults.degreesOfFreedom, "degrees_of_freedom", [.studentT]),
+                    (parameters.seed != defaults.seed, "seed", [.correlatedNormal, .gaussianMixture]),
+                ]
+                for (set, key, readers) in owners where set && !readers.contains(where: { targets.contains($0.rawValue) }) {
+                    throw fail("target.\(key)", "is read only by \(readers.map(\.rawValue).joined(separator: " and ")), which targets (\(targets.joined(separator: ", "))) does not list")
+                }
+            }
         }
         guard Projection(rawValue: projection) != nil else {
             throw fail("objective.projection", "unknown projection '\(projection)'; choose from \(Projection.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -249,6 +292,23 @@ extension ExperimentConfig {
                 case "seeds": c.seeds = try list(value, k, int)
                 case "dsm_sigmas": c.dsmSigmas = try list(value, k, double)
                 case "cp_noise": c.cpNoises = try list(value, k, string)
+                case "targets": c.targets = try list(value, k, string)
+                case "target":
+                    var t = c.targetParameters ?? TargetParameters()
+                    for (sub, v) in try mapping(value, k) {
+                        let kk = "\(k).\(sub)"
+                        switch sub {
+                        case "condition_number": t.conditionNumber = try double(v, kk)
+                        case "components": t.components = try int(v, kk)
+                        case "separation": t.separation = try double(v, kk)
+                        case "scale": t.scale = try double(v, kk)
+                        case "degrees_of_freedom": t.degreesOfFreedom = try double(v, kk)
+                        case "seed": t.seed = try int(v, kk)
+                        default: throw unknown(kk, ["condition_number", "components", "separation", "scale", "degrees_of_freedom", "seed"])
+                        }
+                    }
+                    // All defaults is no block: the hash stays that of a config without one.
+                    c.targetParameters = t == TargetParameters() ? nil : t
                 case "objective":
                     for (sub, v) in try mapping(value, k) {
                         switch sub {
@@ -305,7 +365,7 @@ extension ExperimentConfig {
                     }
                 case "quick" where allowQuick: continue
                 default:
-                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
+                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "targets", "target", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
                 }
             }
         }

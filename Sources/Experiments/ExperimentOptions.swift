@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GSLNumerics
 import Objectives
 import ResultsStore
 
@@ -16,6 +17,9 @@ public struct ExperimentOptions: ParsableArguments {
 
     @Option(help: "Comma-separated seeds, overriding the config's (e.g. 0,1,2).")
     public var seeds: String?
+
+    @Option(help: "Comma-separated target distributions, overriding the config's targets (\(Target.allCases.map(\.rawValue).joined(separator: ", "))); their parameters come from the config's target: block.")
+    public var targets: String?
 
     @Flag(help: "Apply the config's quick: block (a small grid and protocol: 5 s to 1.5 min on 2 cores, figure2 the longest).")
     public var quick = false
@@ -48,6 +52,7 @@ public struct ExperimentOptions: ParsableArguments {
         if let dims { arguments += ["--dims", dims] }
         if let methods { arguments += ["--methods", methods] }
         if let seeds { arguments += ["--seeds", seeds] }
+        if let targets { arguments += ["--targets", targets] }
         if quick { arguments.append("--quick") }
         return arguments + ["--out", out]
     }
@@ -62,6 +67,7 @@ public struct ExperimentOptions: ParsableArguments {
         if let d = try Self.list(dims, flag: "--dims", kind: "integers", Int.init) { resolved.dims = d; flags["dims"] = "--dims" }
         if let m = try Self.list(methods, flag: "--methods", kind: "method names", { $0 }) { resolved.methods = m; flags["methods"] = "--methods" }
         if let s = try Self.list(seeds, flag: "--seeds", kind: "integers", Int.init) { resolved.seeds = s; flags["seeds"] = "--seeds" }
+        if let t = try Self.list(targets, flag: "--targets", kind: "target names", { $0 }) { resolved.targets = t; flags["targets"] = "--targets" }
         try resolved.validate(file: path, flags: flags)
         let output = out ?? (quick ? "results/quick/\(experiment).h5" : "results/\(experiment).h5")
         return (resolved, fileConfig, text, output)

@@ -11,6 +11,7 @@ public let metricUnits: [String: String] = [
     "fisher_divergence": "squared score, 1/x^2 (½ E‖s − s_d‖²)",
     "exact_sm": "squared score, 1/x^2 (E[½‖s‖² + tr ∇s])",
     "log_z": "nats",
+    "log_z_ess": "importance samples (Kish: (Σw)²/Σw², of importance_samples draws)",
     "test_log_likelihood": "nats per point",
     "true_test_log_likelihood": "nats per point",
 ]
@@ -23,6 +24,7 @@ public enum ProtocolExperiment {
                                   objectiveSettings: try config.objectiveSettings(for: cell),
                                   configuration: config.dkefConfiguration(dimension: cell.dimension),
                                   settings: config.protocolSettings, seed: UInt64(cell.seed))
+        trainer.target = config.targetSettings(for: cell)
         var lastLine = Date.distantPast
         trainer.progress = { line in
             // At most one line every 5 s (and every stage summary), so long cells stay readable.
@@ -108,6 +110,8 @@ public struct CellRecord {
     public var overBudget: Bool
     /// CP's noise layout (`cp_noise`; per_point for CP cells written before it existed), else nil.
     public var cpNoise: String? = nil
+    /// The target's name (`target`; standard_normal for cells without the attribute).
+    public var target: String = Target.standardNormal.rawValue
 
     /// As `Cell.series`: the method, with σ for DSM and the layout for CP's per-pair cells.
     public var series: String {
@@ -131,7 +135,8 @@ public struct CellRecord {
                 return CellRecord(name: name, method: method,
                                   dimension: try g.attribute("dimension").intValue ?? 0, sigma: sigma,
                                   seed: try g.attribute("seed").intValue ?? 0, values: values,
-                                  overBudget: ((try? g.attribute("over_budget"))?.intValue ?? 0) == 1, cpNoise: layout)
+                                  overBudget: ((try? g.attribute("over_budget"))?.intValue ?? 0) == 1, cpNoise: layout,
+                                  target: (try? g.attribute("target"))?.stringValue ?? Target.standardNormal.rawValue)
             }
         }
     }

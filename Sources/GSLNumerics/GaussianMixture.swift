@@ -31,6 +31,13 @@ public final class GaussianMixture: ReferenceDistribution {
         discrete = OpaquePointer(gsl_ran_discrete_preproc(weights.count, self.weights)!)
     }
 
+    /// Every component widened about its own mean, N(μₖ, c² Σₖ), with the same weights: not the
+    /// law of c·X, but the mixture's modes kept where they are, each covered c times wider.
+    public func widened(by factor: Double) throws -> any ReferenceDistribution {
+        try checkWidening(factor)
+        return try GaussianMixture(weights: weights, components: components.map { try $0.widenedNormal(by: factor) })
+    }
+
     deinit { gsl_ran_discrete_free(UnsafeMutablePointer(discrete)) }
 
     /// log πₖ + log Nₖ(x), `[N, K]`.

@@ -51,6 +51,12 @@ public final class IsotropicNormal: ReferenceDistribution {
         return Tensor(shape: x.shape, scalars: x.scalars.map { -($0 * precision) })
     }
 
+    /// N(0, (cσ)² I).
+    public func widened(by factor: Double) throws -> any ReferenceDistribution {
+        try checkWidening(factor)
+        return try IsotropicNormal(dimension: dimension, sigma: factor * sigma)
+    }
+
     public func sample(_ count: Int, using stream: RandomStream) -> Tensor {
         var out = [Double](repeating: 0, count: count * dimension)
         for i in out.indices { out[i] = sigma * gsl_ran_ugaussian(stream.pointer) }

@@ -11,6 +11,11 @@ public protocol ReferenceDistribution {
     func score(_ x: Tensor) throws -> Tensor
     /// N independent draws, `[N, D]`.
     func sample(_ count: Int, using stream: RandomStream) -> Tensor
+    /// The same family spread c > 0 times wider: for a unimodal distribution the law of
+    /// μ + c(X − μ), density c^{−D} p(μ + (x − μ)/c); for a mixture each component about its own
+    /// mean. Importance sampling of log Z draws from the target widened (c = 2 by default), a
+    /// proposal that covers the target, and a model close to it, in every direction.
+    func widened(by factor: Double) throws -> any ReferenceDistribution
 }
 
 extension ReferenceDistribution {
@@ -18,6 +23,13 @@ extension ReferenceDistribution {
     func checkRows(_ x: Tensor, _ op: String) throws {
         guard x.rank == 2, x.shape[1] == dimension else {
             throw GSLError.invalidArgument("\(Self.self).\(op): x has shape \(x.shape), expected [N, \(dimension)]")
+        }
+    }
+
+    /// Throws unless a widening factor is finite and > 0.
+    func checkWidening(_ factor: Double) throws {
+        guard factor > 0, factor.isFinite else {
+            throw GSLError.invalidArgument("\(Self.self).widened: the factor must be finite and > 0, got \(factor)")
         }
     }
 }
@@ -81,6 +93,15 @@ public final class MultivariateNormal: ReferenceDistribution {
         for i in 0..<dimension { identity[i * dimension + i] = 1 }
         return try MultivariateNormal(mean: [Double](repeating: 0, count: dimension),
                                       covariance: Tensor(shape: [dimension, dimension], scalars: identity))
+    }
+
+    /// N(μ, c² Σ).
+    public func widened(by factor: Double) throws -> any ReferenceDistribution { try widenedNormal(by: factor) }
+
+    /// N(μ, c² Σ), as its concrete type.
+    public func widenedNormal(by factor: Double) throws -> MultivariateNormal {
+        try checkWidening(factor)
+        return try MultivariateNormal(mean: mean, covariance: Tensor(shape: covariance.shape, scalars: covariance.scalars.map { factor * factor * $0 }))
     }
 
     deinit {

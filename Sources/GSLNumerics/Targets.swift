@@ -26,9 +26,9 @@ public enum Target: String, CaseIterable, Sendable, Codable {
     }
 }
 
-/// A target with its parameters (each read only by the target that has it).
-public struct TargetSettings: Sendable, Equatable, Codable {
-    public var target: Target = .standardNormal
+/// The targets' parameters, each read only by the target that has it, and the seed of their random
+/// structure. The defaults are issue 12's; configs' hashes depend on them (a test pins them).
+public struct TargetParameters: Sendable, Equatable, Codable {
     /// `correlated_normal`: κ, the ratio of Σ's largest to smallest eigenvalue.
     public var conditionNumber = 100.0
     /// `gaussian_mixture`: K, the distance of each mean from 0, and the components' standard deviation.
@@ -37,29 +37,56 @@ public struct TargetSettings: Sendable, Equatable, Codable {
     public var scale = 1.0
     /// `student_t`: ν.
     public var degreesOfFreedom = 5.0
+    /// Seeds the target's random structure (the rotation, the means): the same distribution for
+    /// every method and seed of a grid at one D, drawn from a stream of its own.
+    public var seed = 0
 
-    public init(_ target: Target = .standardNormal) { self.target = target }
+    public init() {}
+
+    /// The stream the structure is drawn from: seeded apart from the cells' streams (seeds 0, 1, …),
+    /// so a target's structure is independent of any cell's data.
+    public var structureStream: RandomStream { RandomStream(seed: 0x7461_7267_6574_0000 &+ UInt64(max(seed, 0))) }
+}
+
+/// A target with its parameters.
+public struct TargetSettings: Sendable, Equatable {
+    public var target: Target
+    public var parameters: TargetParameters
+
+    public init(_ target: Target = .standardNormal, parameters: TargetParameters = TargetParameters()) {
+        self.target = target
+        self.parameters = parameters
+    }
 
     /// The distribution in D dimensions; random structure (rotation, means) from `stream`.
     /// - Throws: `GSLError.invalidArgument` naming the parameter that no distribution can have.
     public func distribution(dimension: Int, using stream: RandomStream) throws -> any ReferenceDistribution {
         guard dimension >= 1 else { throw GSLError.invalidArgument("\(target.rawValue): dimension must be ≥ 1, got \(dimension)") }
+        let p = parameters
         switch target {
         case .standardNormal: return try IsotropicNormal(dimension: dimension, sigma: 1)
-        case .correlatedNormal: return try CorrelatedNormal(dimension: dimension, conditionNumber: conditionNumber, using: stream)
+        case .correlatedNormal: return try CorrelatedNormal(dimension: dimension, conditionNumber: p.conditionNumber, using: stream)
         case .gaussianMixture:
-            return try GaussianMixture.separated(dimension: dimension, components: components, separation: separation, scale: scale, using: stream)
-        case .studentT: return try StudentT(dimension: dimension, degreesOfFreedom: degreesOfFreedom)
+            return try GaussianMixture.separated(dimension: dimension, components: p.components, separation: p.separation, scale: p.scale, using: stream)
+        case .studentT: return try StudentT(dimension: dimension, degreesOfFreedom: p.degreesOfFreedom)
         }
     }
 
-    /// One line for legends and logs, e.g. "student_t (ν = 5)".
+    /// The distribution in D dimensions, its structure from `parameters.structureStream`.
+    /// - Throws: as the other form, and for a negative seed.
+    public func distribution(dimension: Int) throws -> any ReferenceDistribution {
+        guard parameters.seed >= 0 else { throw GSLError.invalidArgument("\(target.rawValue): seed must be ≥ 0, got \(parameters.seed)") }
+        return try distribution(dimension: dimension, using: parameters.structureStream)
+    }
+
+    /// One line for legends and logs, e.g. "student_t: ν = 5".
     public var description: String {
-        switch target {
+        let p = parameters
+        return switch target {
         case .standardNormal: "standard_normal: N(0, I)"
-        case .correlatedNormal: "correlated_normal: N(0, QΛQᵀ), κ = \(conditionNumber)"
-        case .gaussianMixture: "gaussian_mixture: \(components) components at distance \(separation), scale \(scale)"
-        case .studentT: "student_t: ν = \(degreesOfFreedom)"
+        case .correlatedNormal: "correlated_normal: N(0, QΛQᵀ), κ = \(p.conditionNumber)"
+        case .gaussianMixture: "gaussian_mixture: \(p.components) components at distance \(p.separation), scale \(p.scale)"
+        case .studentT: "student_t: ν = \(p.degreesOfFreedom)"
         }
     }
 }
@@ -111,29 +138,35 @@ public final class CorrelatedNormal: ReferenceDistribution {
     public func logDensity(_ x: Tensor) throws -> Tensor { try normal.logDensity(x) }
     public func score(_ x: Tensor) throws -> Tensor { try normal.score(x) }
     public func sample(_ count: Int, using stream: RandomStream) -> Tensor { normal.sample(count, using: stream) }
+    /// N(0, c² Σ).
+    public func widened(by factor: Double) throws -> any ReferenceDistribution { try normal.widened(by: factor) }
 }
 
-/// The multivariate Student t with ν degrees of freedom, location 0 and identity scale:
+/// The multivariate Student t with ν degrees of freedom, location 0 and scale s I (s = 1 for the
+/// target):
 ///
-///     log p(x) = log Γ((ν+D)/2) − log Γ(ν/2) − (D/2) log(νπ) − ((ν+D)/2) log(1 + ‖x‖²/ν),
-///     ∇ₓ log p(x) = −(ν + D) x / (ν + ‖x‖²).
+///     log p(x) = log Γ((ν+D)/2) − log Γ(ν/2) − (D/2) log(νπ) − D log s − ((ν+D)/2) log(1 + ‖x‖²/(ν s²)),
+///     ∇ₓ log p(x) = −(ν + D) x / (ν s² + ‖x‖²).
 ///
-/// Heavy tails: moments of order ≥ ν do not exist (covariance ν/(ν−2) I for ν > 2). Draws
-/// x = z / √(u/ν) with z ~ N(0, I_D) (`gsl_ran_ugaussian`) and u ~ χ²_ν (`gsl_ran_chisq`), per row.
+/// Heavy tails: moments of order ≥ ν do not exist (covariance s² ν/(ν−2) I for ν > 2). Draws
+/// x = s z / √(u/ν) with z ~ N(0, I_D) (`gsl_ran_ugaussian`) and u ~ χ²_ν (`gsl_ran_chisq`), per row.
 public final class StudentT: ReferenceDistribution {
     public let dimension: Int
     public let degreesOfFreedom: Double
+    public let scale: Double
     private let logNormaliser: Double
 
-    /// - Throws: `GSLError.invalidArgument` for D < 1 or ν not finite and > 0.
-    public init(dimension: Int, degreesOfFreedom nu: Double) throws {
+    /// - Throws: `GSLError.invalidArgument` for D < 1, ν not finite and > 0, or s not finite and > 0.
+    public init(dimension: Int, degreesOfFreedom nu: Double, scale: Double = 1) throws {
         ensureGSLErrorsReturn()
         guard dimension >= 1 else { throw GSLError.invalidArgument("student_t: dimension must be ≥ 1, got \(dimension)") }
         guard nu > 0, nu.isFinite else { throw GSLError.invalidArgument("student_t: degrees_of_freedom must be finite and > 0, got \(nu)") }
+        guard scale > 0, scale.isFinite else { throw GSLError.invalidArgument("student_t: scale must be finite and > 0, got \(scale)") }
         self.dimension = dimension
         self.degreesOfFreedom = nu
+        self.scale = scale
         let d = Double(dimension)
-        logNormaliser = gsl_sf_lngamma((nu + d) / 2) - gsl_sf_lngamma(nu / 2) - d / 2 * Foundation.log(nu * Double.pi)
+        logNormaliser = gsl_sf_lngamma((nu + d) / 2) - gsl_sf_lngamma(nu / 2) - d / 2 * Foundation.log(nu * Double.pi) - d * Foundation.log(scale)
     }
 
     private func squaredNorms(_ x: Tensor) -> [Double] {
@@ -143,14 +176,14 @@ public final class StudentT: ReferenceDistribution {
 
     public func logDensity(_ x: Tensor) throws -> Tensor {
         try checkRows(x, "logDensity")
-        let (nu, d) = (degreesOfFreedom, Double(dimension))
-        return Tensor(squaredNorms(x).map { logNormaliser - (nu + d) / 2 * Foundation.log1p($0 / nu) })
+        let (nu, d, s2) = (degreesOfFreedom, Double(dimension), scale * scale)
+        return Tensor(squaredNorms(x).map { logNormaliser - (nu + d) / 2 * Foundation.log1p($0 / (nu * s2)) })
     }
 
     public func score(_ x: Tensor) throws -> Tensor {
         try checkRows(x, "score")
-        let (nu, d) = (degreesOfFreedom, dimension)
-        let factors = squaredNorms(x).map { -(nu + Double(d)) / (nu + $0) }
+        let (nu, d, s2) = (degreesOfFreedom, dimension, scale * scale)
+        let factors = squaredNorms(x).map { -(nu + Double(d)) / (nu * s2 + $0) }
         return Tensor(shape: x.shape, scalars: x.scalars.indices.map { x.scalars[$0] * factors[$0 / d] })
     }
 
@@ -159,10 +192,16 @@ public final class StudentT: ReferenceDistribution {
         var out = [Double](repeating: 0, count: count * d)
         for i in 0..<count {
             for j in 0..<d { out[i * d + j] = gsl_ran_ugaussian(stream.pointer) }
-            let scale = 1 / (gsl_ran_chisq(stream.pointer, degreesOfFreedom) / degreesOfFreedom).squareRoot()
-            for j in 0..<d { out[i * d + j] *= scale }
+            let factor = scale / (gsl_ran_chisq(stream.pointer, degreesOfFreedom) / degreesOfFreedom).squareRoot()
+            for j in 0..<d { out[i * d + j] *= factor }
         }
         return Tensor(shape: [count, d], scalars: out)
+    }
+
+    /// The t with scale c s.
+    public func widened(by factor: Double) throws -> any ReferenceDistribution {
+        try checkWidening(factor)
+        return try StudentT(dimension: dimension, degreesOfFreedom: degreesOfFreedom, scale: factor * scale)
     }
 }
 

@@ -14,9 +14,12 @@ import Objectives
 /// 2. Finalise: α's system from the whole training set; then only log₁₀ λ is trained (Adam,
 ///    1000 steps on validation batches of 100; for objectives without draws, from the validation
 ///    points' terms computed once, `FixedModelObjective`).
-/// 3. Evaluate on the test set: Fisher divergence against the exact N(0, I) score, the exact SM
-///    objective, log Z by importance sampling from N(0, σ_q² I), test log-likelihood, and the
-///    true test log-likelihood.
+/// 3. Evaluate on the test set: Fisher divergence against the target's exact score, the exact SM
+///    objective, log Z by importance sampling from the target widened by σ_q (N(0, σ_q² I) for the
+///    authors' N(0, I)) with the effective sample size of its weights, test log-likelihood, and
+///    the true test log-likelihood (the target's exact log density).
+/// The data come from `target` (default N(0, I_D), the authors'), its random structure from a
+/// stream of its own (`TargetParameters.structureStream`).
 /// Every draw comes from one `RandomStream(seed:)`. A NaN or infinity stops the run with
 /// `TrainingError.nonFinite` naming the stage and iteration.
 public struct DKEFTrainer {
@@ -25,6 +28,8 @@ public struct DKEFTrainer {
     public var configuration: DKEFConfiguration
     public var settings: ProtocolSettings
     public var seed: UInt64
+    /// The distribution the data come from.
+    public var target = TargetSettings()
     /// Receives one human-readable progress line per step (e.g. print it to stderr).
     public var progress: (String) -> Void = { _ in }
 
@@ -42,7 +47,8 @@ public struct DKEFTrainer {
         public var model: DKEF
         public var alpha: Tensor
         public var system: QuadraticSystem
-        /// Test metrics: fisher_divergence, exact_sm, log_z, test_log_likelihood, true_test_log_likelihood.
+        /// Test metrics: fisher_divergence, exact_sm, log_z, log_z_ess, test_log_likelihood,
+        /// true_test_log_likelihood.
         public var metrics: [String: Double]
         /// Per training iteration: the training objective and the validation objective.
         public var trainLoss: [Double], validationLoss: [Double]
@@ -61,10 +67,10 @@ public struct DKEFTrainer {
         let objective = try estimator.objective(objectiveSettings)
         let stream = RandomStream(seed: seed)
         let d = configuration.dimension
-        let data = try HighDimData(dimension: d, settings: settings, using: stream)
+        let data = HighDimData(reference: try target.distribution(dimension: d), settings: settings, using: stream)
         let inducing = data.train.rows(stream.permutation(settings.trainCount).prefix(configuration.inducingPoints))
         var model = try DKEF(configuration, inducingPoints: inducing, using: stream)
-        let label = "[\(estimator.rawValue) D=\(d) seed=\(seed)]"
+        let label = "[\(estimator.rawValue)\(target.target == .standardNormal ? "" : " " + target.target.rawValue) D=\(d) seed=\(seed)]"
 
         // 1. Train.
         var adam = Adam(learningRate: settings.learningRate)
@@ -215,33 +221,34 @@ public struct DKEFTrainer {
         let density = model.density(alpha: alpha)
         let fisher = try fisherDivergence(of: density, from: data.reference, at: data.test).mean
         let exactSM = try ScoreMatching.exact.evaluate(density, at: data.test, noise: .none, createGraph: false).value.scalar
-        let logZ = try logNormalizer(model, alpha: alpha, stream: stream)
+        let (logZ, ess) = try logNormalizer(model, alpha: alpha, proposal: data.reference.widened(by: settings.importanceSigma), stream: stream)
         let testLogLikelihood = withoutGradients { model.evaluationLogDensity(data.test, alpha: alpha).mean() }.scalar - logZ
         let trueLogLikelihood = try data.reference.logDensity(data.test).mean().scalar
         for (name, value) in [("Fisher divergence", fisher), ("exact SM", exactSM), ("log Z", logZ), ("test log-likelihood", testLogLikelihood)] {
             try requireFinite(value, "evaluate", 0, "the \(name)")
         }
-        return ["fisher_divergence": fisher, "exact_sm": exactSM, "log_z": logZ,
+        return ["fisher_divergence": fisher, "exact_sm": exactSM, "log_z": logZ, "log_z_ess": ess,
                 "test_log_likelihood": testLogLikelihood, "true_test_log_likelihood": trueLogLikelihood]
     }
 
-    /// log Z ≈ log (1/S) Σₛ p̃(xₛ)/q(xₛ), xₛ ~ q = N(0, σ_q² I), accumulated by log-sum-exp over
-    /// chunks; p̃ with libmvec's exp and log1p (`DKEF.evaluationLogDensity`), as the test
-    /// log-likelihood.
-    func logNormalizer(_ model: DKEF, alpha: Tensor, stream: RandomStream) throws -> Double {
-        let d = configuration.dimension
-        let q = try IsotropicNormal(dimension: d, sigma: settings.importanceSigma)
-        var total = -Double.infinity
-        var drawn = 0
-        while drawn < settings.importanceSamples {
-            let count = min(settings.importanceChunk, settings.importanceSamples - drawn)
+    /// log Z ≈ log (1/S) Σₛ wₛ, wₛ = p̃(xₛ)/q(xₛ), xₛ ~ q (the target widened by σ_q), accumulated
+    /// by log-sum-exp over chunks; p̃ with libmvec's exp and log1p (`DKEF.evaluationLogDensity`), as
+    /// the test log-likelihood. Also Kish's effective sample size of the weights,
+    /// ESS = (Σ w)² / Σ w² ∈ [1, S]: far below S, a few draws carry the estimate and log Z (with
+    /// the test log-likelihood) is unreliable, most likely too low.
+    public func logNormalizer(_ model: DKEF, alpha: Tensor, proposal q: any ReferenceDistribution,
+                       stream: RandomStream) throws -> (logZ: Double, effectiveSampleSize: Double) {
+        var weights = ImportanceWeights()
+        while weights.count < settings.importanceSamples {
+            let count = min(settings.importanceChunk, settings.importanceSamples - weights.count)
             let x = q.sample(count, using: stream)
             let logWeights = try withoutGradients { model.evaluationLogDensity(x, alpha: alpha) - (try q.logDensity(x)) }
-            let chunk = withoutGradients { logWeights.reshaped([1, -1]).logSumExp(alongAxis: 1) }.scalar
-            total = max(total, chunk) + Foundation.log1p(Foundation.exp(-abs(total - chunk)))
-            drawn += count
+            withoutGradients {
+                weights.add(count: count, logSum: logWeights.reshaped([1, -1]).logSumExp(alongAxis: 1).scalar,
+                            logSumOfSquares: (logWeights * 2).reshaped([1, -1]).logSumExp(alongAxis: 1).scalar)
+            }
         }
-        return total - Foundation.log(Double(settings.importanceSamples))
+        return (weights.logMean, weights.effectiveSampleSize)
     }
 
     /// Runs one stage's step, reporting an objective's NaN or infinity as the trainer's error

@@ -3,6 +3,7 @@ import Autodiff
 import DKEFModel
 import Training
 import Foundation
+import GSLNumerics
 import Objectives
 import ResultsStore
 import Synchronization
@@ -156,17 +157,59 @@ func folder() -> String {
         }
     }
 
-    /// figure1.yml's settings hash is the one its committed results were computed under (a new
-    /// grid key must not make `make figure1` recompute them).
-    @Test func figure1ConfigKeepsTheCommittedHash() throws {
+    /// Each config's settings hash is the one its committed results were computed under (a new
+    /// key, e.g. the targets', must not make `make figure1` recompute them).
+    @Test(arguments: ["figure1", "figure2", "table1"])
+    func configsKeepTheCommittedHash(name: String) throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../..").standardized
-        let config = try ExperimentConfig.load(root.appendingPathComponent("experiments/figure1.yml").path, quick: false).config
-        let stored = try ResultsFile.read(at: root.appendingPathComponent("results/figure1.h5").path) { try $0.attribute("config_hash").stringValue }
+        let config = try ExperimentConfig.load(root.appendingPathComponent("experiments/\(name).yml").path, quick: false).config
+        let stored = try ResultsFile.read(at: root.appendingPathComponent("results/\(name).h5").path) { try $0.attribute("config_hash").stringValue }
         #expect(stored == config.hash)
     }
 
+    /// Targets are a grid list (cells `ssm_student_t_d2_seed0`; standard_normal keeps the names it
+    /// had); the `target:` block's parameters reach each cell, are in the hash when set and not when
+    /// all at their defaults; a parameter of a target the grid lacks, an unknown key, a bad value
+    /// and an unknown target are refused with the key's name.
+    @Test func targetsAreCellsAndTheirParametersAreHashed() throws {
+        let text = "methods: [ssm]\ndims: [2]\nseeds: [0]\n"
+        let plain = try ExperimentConfig.parse(text, file: "x.yml", quick: false)
+        let grid = try ExperimentConfig.parse(text + "targets: [standard_normal, student_t]\n", file: "x.yml", quick: false)
+        #expect(try grid.cells.map(\.name) == ["ssm_d2_seed0", "ssm_student_t_d2_seed0"])
+        #expect(plain.hash == grid.hash)
+        let defaults = try ExperimentConfig.parse(text + "targets: [student_t]\ntarget:\n  degrees_of_freedom: 5\n  seed: 0\n", file: "x.yml", quick: false)
+        #expect(defaults.targetParameters == nil && defaults.hash == plain.hash)
+        let heavier = try ExperimentConfig.parse(text + "targets: [student_t]\ntarget:\n  degrees_of_freedom: 3\n", file: "x.yml", quick: false)
+        #expect(heavier.hash != plain.hash)
+        #expect(try heavier.targetSettings(for: heavier.cells[0]) == {
+            var p = TargetParameters(); p.degreesOfFreedom = 3
+            return TargetSettings(.studentT, parameters: p)
+        }())
+        // --targets may run part of a grid whose block sets another target's parameter.
+        var options = try ExperimentOptions.parse(["--targets", "standard_normal"])
+        let folderPath = folder()
+        let path = folderPath + "/t.yml"
+        try (text + "targets: [student_t, standard_normal]\ntarget:\n  degrees_of_freedom: 3\n").write(toFile: path, atomically: true, encoding: .utf8)
+        options.config = path
+        #expect(try options.resolve(experiment: "x").config.cells.map(\.name) == ["ssm_d2_seed0"])
+        for (bad, key) in [("targets: [banana]", "key 'targets'"), ("targets: []", "key 'targets'"),
+                           ("targets: [student_t, student_t]", "key 'targets'"),
+                           ("target:\n  condition_number: 10", "key 'target.condition_number': is read only by correlated_normal"),
+                           ("targets: [student_t]\ntarget:\n  kappa: 10", "key 'target.kappa': unknown key"),
+                           ("targets: [student_t]\ntarget:\n  degrees_of_freedom: 0", "key 'target': student_t: degrees_of_freedom must be finite and > 0"),
+                           ("targets: [gaussian_mixture]\ntarget:\n  seed: -1", "seed must be ≥ 0"),
+                           ("targets: [gaussian_mixture]\ntarget:\n  components: two", "key 'target.components': expected an integer")] {
+            do {
+                _ = try ExperimentConfig.parse(text + bad + "\n", file: "x.yml", quick: false)
+                Issue.record("\(bad) was accepted")
+            } catch {
+                #expect("\(error)".contains(key), "\(bad) → \(error)")
+            }
+        }
+    }
+
     /// The committed experiment files parse, with and without their quick blocks.
-    @Test(arguments: ["figure1", "figure2", "table1"])
+    @Test(arguments: ["figure1", "figure2", "figure3", "table1"])
     func committedConfigsAreValid(name: String) throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../experiments/\(name).yml").path
         _ = try ExperimentConfig.load(path, quick: false)

@@ -204,11 +204,11 @@ func identity(_ n: Int) -> Tensor {
 @Suite struct Targets {
     func settings(_ target: Target) -> TargetSettings {
         var s = TargetSettings(target)
-        s.conditionNumber = 30
-        s.components = 3
-        s.separation = 2.5
-        s.scale = 0.7
-        s.degreesOfFreedom = 5
+        s.parameters.conditionNumber = 30
+        s.parameters.components = 3
+        s.parameters.separation = 2.5
+        s.parameters.scale = 0.7
+        s.parameters.degreesOfFreedom = 5
         return s
     }
 
@@ -246,7 +246,7 @@ func identity(_ n: Int) -> Tensor {
                 } }
             }
         case .studentT:
-            for i in 0..<d { sigma[i * d + i] = s.degreesOfFreedom / (s.degreesOfFreedom - 2) }
+            for i in 0..<d { sigma[i * d + i] = s.parameters.degreesOfFreedom / (s.parameters.degreesOfFreedom - 2) }
         }
         for i in 0..<d {
             let values = (0..<n).map { x[$0 * d + i] }
@@ -311,20 +311,68 @@ func identity(_ n: Int) -> Tensor {
                 #expect("\(error)".contains(words), "\(error)")
             }
         }
-        var s = TargetSettings(.correlatedNormal); s.conditionNumber = 0.5
+        var s = TargetSettings(.correlatedNormal); s.parameters.conditionNumber = 0.5
         refused(s, "condition_number must be finite and ≥ 1, got 0.5")
-        s = TargetSettings(.gaussianMixture); s.components = 0
+        s = TargetSettings(.gaussianMixture); s.parameters.components = 0
         refused(s, "components must be ≥ 1, got 0")
-        s = TargetSettings(.gaussianMixture); s.separation = -1
+        s = TargetSettings(.gaussianMixture); s.parameters.separation = -1
         refused(s, "separation must be finite and ≥ 0, got -1.0")
-        s = TargetSettings(.gaussianMixture); s.scale = 0
+        s = TargetSettings(.gaussianMixture); s.parameters.scale = 0
         refused(s, "scale must be finite and > 0")
-        s = TargetSettings(.studentT); s.degreesOfFreedom = 0
+        s = TargetSettings(.studentT); s.parameters.degreesOfFreedom = 0
         refused(s, "degrees_of_freedom must be finite and > 0, got 0.0")
         refused(TargetSettings(.studentT), dimension: 0, "student_t: dimension must be ≥ 1, got 0")
         #expect(throws: GSLError.self) { try Target(named: "banana") }
         // A point of the wrong dimension.
         let p = try TargetSettings(.studentT).distribution(dimension: 3, using: stream)
         #expect(throws: GSLError.self) { try p.score(Tensor.zeros([2, 4])) }
+        #expect(throws: GSLError.self) { try p.widened(by: 0) }
+        #expect(throws: GSLError.self) { try StudentT(dimension: 2, degreesOfFreedom: 3, scale: -1) }
+    }
+
+    /// The importance-sampling proposals: a unimodal target widened by c is the law of cX,
+    /// log p_c(x) = −D log c + log p(x/c) and s_c(x) = s(x/c)/c; a mixture is widened component by
+    /// component about each mean, N(μₖ, c²Σₖ), same weights, written out here from the components'
+    /// own densities. Widening by 1 changes nothing; the t's scale has its own score check.
+    @Test(arguments: Target.allCases)
+    func widenedIsTheScaledLaw(target: Target) throws {
+        let d = 3, c = 2.0
+        let p = try settings(target).distribution(dimension: d, using: RandomStream(seed: 77))
+        let wide = try p.widened(by: c)
+        let x = RandomStream(seed: 78).normal(shape: [10, d]) * 3
+        if let mixture = p as? GaussianMixture {
+            let perComponent = try mixture.components.map { component -> Tensor in
+                let mu = Tensor(shape: [1, d], scalars: component.mean)
+                return try component.logDensity(mu + (x - mu) * (1 / c)) - Double(d) * Foundation.log(c)
+            }
+            let expected = withoutGradients {
+                Tensor.stack(perComponent.enumerated().map { $0.element + Foundation.log(mixture.weights[$0.offset]) }, alongAxis: 1)
+                    .logSumExp(alongAxis: 1)
+            }
+            #expect(maxAbs(try wide.logDensity(x), expected) < 1e-12)
+        } else {
+            let expected = try p.logDensity(x * (1 / c)) - Double(d) * Foundation.log(c)
+            #expect(maxAbs(try wide.logDensity(x), expected) < 1e-12)
+            #expect(maxAbs(try wide.score(x), try p.score(x * (1 / c)) * (1 / c)) < 1e-12)
+        }
+        #expect(maxAbs(try wide.score(x), try finiteDifferenceScore(wide, x)) < 1e-6)
+        #expect(maxAbs(try p.widened(by: 1).logDensity(x), try p.logDensity(x)) < 1e-12)
+        if target == .studentT {
+            // The t's draws with scale c: per-coordinate variance c² ν/(ν − 2), within 5 SE.
+            let n = 200_000, nu = settings(target).parameters.degreesOfFreedom
+            let squares = wide.sample(n, using: RandomStream(seed: 79)).scalars.map { $0 * $0 }
+            let m = squares.reduce(0, +) / Double(squares.count)
+            let se = (squares.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(squares.count - 1) / Double(squares.count)).squareRoot()
+            #expect(abs(m - c * c * nu / (nu - 2)) < 5 * se, "t scale \(c): E x² = \(m) ± \(se)")
+        }
+    }
+
+    /// The defaults of issue 12. Configs that leave a parameter at its default have it left out
+    /// of their hash, so a changed default would silently change what committed results mean:
+    /// change one only with a new key or a recomputed grid.
+    @Test func targetDefaultsArePinned() {
+        let p = TargetParameters()
+        #expect(p.conditionNumber == 100 && p.components == 4 && p.separation == 3 && p.scale == 1
+                && p.degreesOfFreedom == 5 && p.seed == 0)
     }
 }

@@ -102,10 +102,78 @@ func tinyTrainer(_ estimator: Estimator, epochs: Int, seed: UInt64 = 3) -> DKEFT
         }
     }
 
+    /// A run on another target draws its data from that target and evaluates against it: the true
+    /// test log-likelihood is the target's log density (structure from its own stream) on the test
+    /// set the run's stream draws, bit for bit, and the ESS of log Z is in [1, S].
+    @Test func aTargetRunUsesTheTarget() throws {
+        var trainer = tinyTrainer(.ssm, epochs: 0)
+        trainer.settings.finalizeSteps = 2
+        trainer.target = TargetSettings(.studentT)
+        let result = try trainer.run()
+        let reference = try TargetSettings(.studentT).distribution(dimension: 5)
+        let data = HighDimData(reference: reference, settings: trainer.settings, using: RandomStream(seed: trainer.seed))
+        #expect(result.metrics["true_test_log_likelihood"]! == (try reference.logDensity(data.test).mean().scalar))
+        let ess = result.metrics["log_z_ess"]!
+        #expect(ess >= 1 && ess <= Double(trainer.settings.importanceSamples), "ESS \(ess)")
+        #expect(result.metrics["fisher_divergence"]! != (try tinyTrainer(.ssm, epochs: 0).run().metrics["fisher_divergence"]!))
+    }
+
+    /// log Z by importance sampling from each target widened by 2, on the model with α = 0, whose
+    /// p̃ = exp(−‖x‖²/(2σ₀²)) has log Z = (D/2) log(2πσ₀²): within 5 standard errors, the
+    /// relative SE of Ẑ taken from the ESS, √((S/ESS − 1)/S).
+    @Test(arguments: Target.allCases)
+    func importanceSamplingFindsTheBaseNormaliser(target: Target) throws {
+        let trainer = tinyTrainer(.ssm, epochs: 0)
+        let stream = RandomStream(seed: 11)
+        let configuration = trainer.configuration
+        let model = try DKEF(configuration, inducingPoints: stream.normal(shape: [configuration.inducingPoints, 5]), using: stream)
+        let proposal = try TargetSettings(target).distribution(dimension: 5).widened(by: 2)
+        let (logZ, ess) = try trainer.logNormalizer(model, alpha: Tensor.zeros([configuration.inducingPoints]), proposal: proposal, stream: stream)
+        let exact = 2.5 * Foundation.log(2 * Double.pi * configuration.baseSigma * configuration.baseSigma)
+        let s = Double(trainer.settings.importanceSamples)
+        let se = ((s / ess - 1) / s).squareRoot()
+        #expect(abs(logZ - exact) < 5 * se + 1e-12, "\(target): log Z \(logZ) vs \(exact) ± \(se) (ESS \(ess))")
+        // Enough effective draws for the SE above to mean something (correlated_normal, whose
+        // widened Σ is up to 10 times wider than the base's 2I, gets the fewest: 232 of 20 000).
+        #expect(ess > 100, "\(target): ESS \(ess) of \(s)")
+    }
+
     @Test func badSettingsAreRejected() {
         var trainer = tinyTrainer(.sm, epochs: 1)
         trainer.settings.batchSize = 3
         #expect(throws: TrainingError.self) { try trainer.run() }
+    }
+}
+
+/// Kish's effective sample size and the log-mean of importance weights, kept in logs by chunks.
+@Suite struct ImportanceWeightSums {
+    @Test func closedForms() {
+        var equal = ImportanceWeights()
+        equal.add(logWeights: [Double](repeating: -3, count: 1000))
+        #expect(abs(equal.effectiveSampleSize - 1000) < 1e-9 && abs(equal.logMean + 3) < 1e-12)
+        var one = ImportanceWeights()
+        one.add(logWeights: [0] + [Double](repeating: -800, count: 999))
+        #expect(abs(one.effectiveSampleSize - 1) < 1e-12 && abs(one.logMean + Foundation.log(1000)) < 1e-12)
+        // w = 1, 2, 3: ESS = 36/14, log mean = log 2.
+        var three = ImportanceWeights()
+        three.add(logWeights: [1.0, 2, 3].map { Foundation.log($0) })
+        #expect(abs(three.effectiveSampleSize - 36.0 / 14) < 1e-12 && abs(three.logMean - Foundation.log(2)) < 1e-12)
+    }
+
+    /// Chunks (log Σ w and log Σ w² per chunk, as log Z's loop adds them) equal weights added one
+    /// by one, with weights spanning 600 nats.
+    @Test func chunksEqualOneByOne() {
+        let stream = RandomStream(seed: 5)
+        let logWeights = stream.normal(shape: [3000]).scalars.map { $0 * 100 }
+        var single = ImportanceWeights(), chunked = ImportanceWeights()
+        single.add(logWeights: logWeights)
+        for start in stride(from: 0, to: 3000, by: 700) {
+            let chunk = Tensor(shape: [1, min(700, 3000 - start)], scalars: Array(logWeights[start..<min(start + 700, 3000)]))
+            chunked.add(count: chunk.shape[1], logSum: chunk.logSumExp(alongAxis: 1).scalar, logSumOfSquares: (chunk * 2).logSumExp(alongAxis: 1).scalar)
+        }
+        #expect(single.count == chunked.count)
+        #expect(abs(single.logMean - chunked.logMean) < 1e-12 * abs(single.logMean))
+        #expect(abs(single.effectiveSampleSize - chunked.effectiveSampleSize) < 1e-10 * single.effectiveSampleSize)
     }
 }
 
