@@ -14,7 +14,7 @@ help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
 	@echo "make build       release build of every target"
 	@echo "make test        deps, then the full test suite (swift test, then Tests/cli/hardening.sh on the executables)"
-	@echo "make check       quick grids of figure1, table1, figure2 against experiments/thresholds.yml"
+	@echo "make check       quick grids of figure1, table1, figure2, figure3 against experiments/thresholds.yml"
 	@echo "make figure1     full figure 1 -> results/figure1.h5, results/figure1.png|pdf"
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make figure3     beyond the paper: methods across targets -> results/figure3.h5, results/figure3.md, results/figure3.png|pdf"
@@ -60,6 +60,7 @@ check: build
 	$(BIN)/figure1 --quick --jobs $(JOBS)
 	$(BIN)/table1 --quick --jobs $(JOBS)
 	$(BIN)/figure2 --quick
+	$(BIN)/figure3 --quick --jobs $(JOBS)
 	$(BIN)/inspect check --thresholds experiments/thresholds.yml --results results/quick
 
 figure1: build $(PYTHON)

@@ -163,6 +163,13 @@ extension ResultsGroup {
     }
 }
 
+/// A series as a table row names it: methods beyond the paper's six (FSM) say so.
+public func tableLabel(_ series: String) -> String {
+    let method = series.split(separator: " ").first.map(String.init) ?? series
+    guard let estimator = Estimator(rawValue: method), !Estimator.paper.contains(estimator) else { return series }
+    return series + " (not in the paper)"
+}
+
 /// Mean ± standard error of `metric` per (series, D) over seeds.
 public func summarize(_ records: [CellRecord], metric: String) -> [String: [Int: (mean: Double, standardError: Double, count: Int)]] {
     var grouped: [String: [Int: [Double]]] = [:]
@@ -180,7 +187,7 @@ public func markdownTable(_ summary: [String: [Int: (mean: Double, standardError
         let cells = dims.map { d in summary[series]![d].map {
             formattedMeanAndError(mean: $0.mean, standardError: $0.standardError, count: $0.count, digits: digits)
         } ?? "–" }
-        lines.append("| \(series) | " + cells.joined(separator: " | ") + " |")
+        lines.append("| \(tableLabel(series)) | " + cells.joined(separator: " | ") + " |")
     }
     return lines.joined(separator: "\n")
 }

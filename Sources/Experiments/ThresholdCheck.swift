@@ -31,6 +31,10 @@ public enum ThresholdCheck {
                                       { worstRatio($0, "ssm_vr", "cp", metric: "fisher_divergence") }),
         "dsm_worst_over_best_sigma_min": ("table1", false, "DSM's worst over best σ by test Fisher divergence (least over D)",
                                           { dsmSigmaSpread($0) }),
+        "figure3_ssm_vr_over_sm_fisher_max": ("figure3", true, "SSM-VR's test Fisher divergence over SM's (worst target and D)",
+                                              { worstRatioOverTargets($0, "ssm_vr", "sm") }),
+        "figure3_fsm_over_ssm_fisher_max": ("figure3", true, "FSM's test Fisher divergence over SSM's (worst target and D)",
+                                            { worstRatioOverTargets($0, "fsm", "ssm") }),
         "sm_minus_ssm_time_slope_min": ("figure2", false, "exact SM's log-log slope of iteration time vs D minus SSM's",
                                         { slope($0, "sm") - slope($0, "ssm") }),
     ]
@@ -74,6 +78,14 @@ public enum ThresholdCheck {
         let ma = means(records, a, metric), mb = means(records, b, metric)
         let ratios = ma.compactMap { d, value in mb[d].map { value / $0 } }
         return ratios.max() ?? .nan
+    }
+
+    /// max over targets of `worstRatio` on each target's cells; NaN if a target lacks either series.
+    static func worstRatioOverTargets(_ records: [CellRecord], _ a: String, _ b: String) -> Double {
+        let ratios = Set(records.map(\.target)).map { target in
+            worstRatio(records.filter { $0.target == target }, a, b, metric: "fisher_divergence")
+        }
+        return ratios.contains(where: \.isNaN) ? .nan : ratios.max() ?? .nan
     }
 
     /// min over D of (worst σ / best σ) for DSM's mean test Fisher divergence; NaN without DSM

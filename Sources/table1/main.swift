@@ -42,7 +42,7 @@ struct Table1: ParsableCommand {
                 guard !rows.isEmpty else { continue }
                 let cells = metrics.map { metric in formattedMeanAndError(rows.compactMap { $0.values[metric.0] }) }
                 let seeds = rows.count == config.seeds.count ? "" : " (\(rows.count) of \(config.seeds.count) seeds)"
-                lines.append("| \(series)\(seeds) | " + cells.joined(separator: " | ") + " |")
+                lines.append("| \(tableLabel(series))\(seeds) | " + cells.joined(separator: " | ") + " |")
             }
             lines.append("")
             lines.append("True test log-likelihood (the data's own density N(0, I), same test sets): \(truth).")

@@ -99,6 +99,12 @@ expect "cp-noise --dims 10,,50" 64 "--dims: empty element in '10,,50'" -- "$bin/
 expect "cp-noise --draws 1" 64 "--draws must be ≥ 2" -- "$bin/cp-noise" --results "$root/results/figure1.h5" --draws 1 --out cpn
 expect "cp-noise, a missing results file" 64 "--results: no such file no-such.h5" -- "$bin/cp-noise" --results no-such.h5 --out cpn
 expect "cp-noise, a cell the file lacks" 64 "has no cell cp_d7_seed0" -- "$bin/cp-noise" --results "$root/results/figure1.h5" --dims 7 --seeds 0 --out cpn
+expect "train-dkef --target not a target" 64 "--target: unknown target 'banana'; choose one of standard_normal, correlated_normal, gaussian_mixture, student_t" -- "$bin/train-dkef" "${train[@]}" --target banana --out x.h5
+expect "figure3 --targets not a target" 64 "--targets: must be a non-empty list of distinct targets" -- "$bin/figure3" --config tiny.yml --targets standard_normal,banana --out t3.h5
+expect "figure3 --targets student_t," 64 "--targets: empty element" -- "$bin/figure3" --config tiny.yml --targets student_t, --out t3.h5
+printf 'targets: [student_t]\ntarget:\n  condition_number: 10\n' | cat tiny.yml - > lone.yml
+expect "a target parameter the grid does not read" 64 "key 'target.condition_number': is read only by correlated_normal" -- "$bin/figure3" --config lone.yml --out t3.h5
+[ ! -e t3.h5 ] && ok "figure3's refused runs wrote nothing" || bad "figure3 wrote t3.h5 on a refused run"
 expect "train-dkef --inducing-points above the training points" 64 "--inducing-points must be in 1...4860" -- "$bin/train-dkef" "${train[@]}" --inducing-points 5000 --out x.h5
 
 echo "cli: 3. temporaries: removed on Ctrl-C, on a full disk, and when a dead process left them"
