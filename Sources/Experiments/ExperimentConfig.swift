@@ -160,17 +160,10 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
             // A parameter set for a target the file's grid does not have is a mistake (and
             // would change the hash for nothing); --targets running part of the grid is not.
             if flags["targets"] == nil {
-                let defaults = TargetParameters()
-                let owners: [(Bool, String, [Target])] = [
-                    (parameters.conditionNumber != defaults.conditionNumber, "condition_number", [.correlatedNormal]),
-                    (parameters.components != defaults.components, "components", [.gaussianMixture]),
-                    (parameters.separation != defaults.separation, "separation", [.gaussianMixture]),
-                    (parameters.scale != defaults.scale, "scale", [.gaussianMixture]),
-                    (parameters.degreesOfFreedom != defaults.degreesOfFreedom, "degrees_of_freedom", [.studentT]),
-                    (parameters.seed != defaults.seed, "seed", [.correlatedNormal, .gaussianMixture]),
-                ]
-                for (set, key, readers) in owners where set && !readers.contains(where: { targets.contains($0.rawValue) }) {
-                    throw fail("target.\(key)", "is read only by \(readers.map(\.rawValue).joined(separator: " and ")), which targets (\(targets.joined(separator: ", "))) does not list")
+                let listed = try targetNames
+                for key in parameters.changedKeys where !listed.contains(where: { $0.parameterKeys.contains(key) }) {
+                    let readers = Target.allCases.filter { $0.parameterKeys.contains(key) }.map(\.rawValue)
+                    throw fail("target.\(key)", "is read only by \(readers.joined(separator: " and ")), which targets (\(targets.joined(separator: ", "))) does not list")
                 }
             }
         }

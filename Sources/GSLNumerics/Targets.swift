@@ -17,6 +17,16 @@ public enum Target: String, CaseIterable, Sendable, Codable {
     case gaussianMixture = "gaussian_mixture"
     case studentT = "student_t"
 
+    /// The `TargetParameters` it reads, by their config keys.
+    public var parameterKeys: [String] {
+        switch self {
+        case .standardNormal: []
+        case .correlatedNormal: ["condition_number", "seed"]
+        case .gaussianMixture: ["components", "separation", "scale", "seed"]
+        case .studentT: ["degrees_of_freedom"]
+        }
+    }
+
     /// Parses a name, or throws naming the valid ones.
     public init(named name: String) throws {
         guard let target = Target(rawValue: name) else {
@@ -42,6 +52,15 @@ public struct TargetParameters: Sendable, Equatable, Codable {
     public var seed = 0
 
     public init() {}
+
+    /// The config keys of the parameters that differ from the defaults.
+    public var changedKeys: [String] {
+        let d = TargetParameters()
+        return [(conditionNumber != d.conditionNumber, "condition_number"), (components != d.components, "components"),
+                (separation != d.separation, "separation"), (scale != d.scale, "scale"),
+                (degreesOfFreedom != d.degreesOfFreedom, "degrees_of_freedom"), (seed != d.seed, "seed")]
+            .filter(\.0).map(\.1)
+    }
 
     /// The stream the structure is drawn from: seeded apart from the cells' streams (seeds 0, 1, …),
     /// so a target's structure is independent of any cell's data.
