@@ -22,6 +22,7 @@ let package = Package(
     products: [
         .library(name: "Autodiff", targets: ["Autodiff"]),
         .library(name: "GSLNumerics", targets: ["GSLNumerics"]),
+        .library(name: "Sampling", targets: ["Sampling"]),
         .library(name: "ResultsStore", targets: ["ResultsStore"]),
         .library(name: "Objectives", targets: ["Objectives"]),
         .library(name: "DKEFModel", targets: ["DKEFModel"]),
@@ -62,6 +63,7 @@ let package = Package(
         .target(name: "ResultsStore", dependencies: ["CHDF5"], swiftSettings: strict),
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"], swiftSettings: strict),
         .target(name: "DKEFModel", dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives"], swiftSettings: strict),
+        .target(name: "Sampling", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"], swiftSettings: strict),
         .target(name: "Experiments",
                 dependencies: ["Autodiff", "COpenBLAS", "CRuntime", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",
@@ -94,6 +96,7 @@ let package = Package(
         .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "GSLNumerics", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
+        .testTarget(name: "SamplingTests", dependencies: ["Sampling", "GSLNumerics", "Objectives", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
     ]
 )
