@@ -108,6 +108,10 @@ struct Sample: ParsableCommand {
         let (model, alpha, source) = try load()
         try OutputCheck.prepareFolder(of: out)
         selectOpenBLASCore()
+        // One BLAS thread unless OPENBLAS_NUM_THREADS says otherwise: the chains' matrices
+        // ([chains, M] kernels) are small, and a second thread spins against anything else
+        // running (measured under perf: 35% of the time in sched_yield next to a 2-process grid).
+        if ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { setOpenBLASThreadCount(1) }
         ssm_retain_freed_memory()
         let provenance = Provenance.current()
         let stream = RandomStream(seed: seed)
