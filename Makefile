@@ -8,7 +8,7 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check figure1 figure2 figure3 table1 cp-noise all plots bench bench-baseline bench-core clean
+.PHONY: help deps build test check figure1 figure2 figure3 figure4 table1 cp-noise all plots bench bench-baseline bench-core clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
@@ -18,6 +18,7 @@ help:
 	@echo "make figure1     full figure 1 -> results/figure1.h5, results/figure1.png|pdf"
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make figure3     beyond the paper: methods across targets -> results/figure3.h5, results/figure3.md, results/figure3.png|pdf"
+	@echo "make figure4     beyond the paper: sampling the trained models -> results/figure4.h5, results/figure4.md, results/figure4.png|pdf"
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
 	@echo "make cp-noise    CP's per-point vs per-pair noise: variances on figure 1's CP checkpoints -> results/cp-noise.md|h5"
 	@echo "make all         all three (figure1 and table1 run JOBS=$(JOBS) processes; JOBS=1 for one)"
@@ -79,6 +80,11 @@ figure3: build $(PYTHON)
 	$(BIN)/figure3 --jobs $(JOBS)
 	$(PYTHON) experiments/plot.py figure3 results/figure3.h5 results/figure3
 
+# Issue 13: samples from the trained models (experiments/figure4.yml).
+figure4: build $(PYTHON)
+	$(BIN)/figure4 --jobs $(JOBS)
+	$(PYTHON) experiments/plot.py figure4 results/figure4.h5 results/figure4
+
 # Issue 17: the variance of CP's estimates under its two noise layouts, on figure 1's CP cells.
 cp-noise: build
 	$(BIN)/cp-noise --results results/figure1.h5 --out results/cp-noise
@@ -89,6 +95,7 @@ plots: $(PYTHON)
 	$(PYTHON) experiments/plot.py figure1 results/figure1.h5 results/figure1
 	$(PYTHON) experiments/plot.py figure2 results/figure2.h5 results/figure2
 	$(PYTHON) experiments/plot.py figure3 results/figure3.h5 results/figure3
+	$(PYTHON) experiments/plot.py figure4 results/figure4.h5 results/figure4
 
 # BENCH_ARGS narrows the run, e.g. make bench BENCH_ARGS="--dims 10 --methods ssm,cp".
 bench: build

@@ -8,9 +8,10 @@
 //   ResultsStore    — atomic HDF5 result files (HDF5)
 //   Objectives      — the score-matching losses (SM, SSM, SSM-VR, DSM), trace estimators, Fisher divergence
 //   DKEFModel       — the deep kernel exponential family, its closed-form α, CP and Approx BP passes
+//   Sampling        — Langevin and MALA for any log density; KSD and MMD of samples
 //   Training        — Adam, clipping, the HighDim DKEF protocol, HDF5 checkpoints
 //   Experiments     — configs (YAML), grids of cells, resumable HDF5 results, provenance
-//   figure1, figure2, table1, cp-noise, inspect — one executable per result, and a reader of results files
+//   figure1-4, table1, cp-noise, sample, inspect — one executable per result, a sampler of checkpoints, a reader of results files
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
 
@@ -22,6 +23,7 @@ let package = Package(
     products: [
         .library(name: "Autodiff", targets: ["Autodiff"]),
         .library(name: "GSLNumerics", targets: ["GSLNumerics"]),
+        .library(name: "Sampling", targets: ["Sampling"]),
         .library(name: "ResultsStore", targets: ["ResultsStore"]),
         .library(name: "Objectives", targets: ["Objectives"]),
         .library(name: "DKEFModel", targets: ["DKEFModel"]),
@@ -31,6 +33,8 @@ let package = Package(
         .executable(name: "figure1", targets: ["figure1"]),
         .executable(name: "figure2", targets: ["figure2"]),
         .executable(name: "figure3", targets: ["figure3"]),
+        .executable(name: "figure4", targets: ["figure4"]),
+        .executable(name: "sample", targets: ["Sample"]),
         .executable(name: "table1", targets: ["table1"]),
         .executable(name: "inspect", targets: ["inspect"]),
         .executable(name: "bench", targets: ["bench"]),
@@ -62,13 +66,15 @@ let package = Package(
         .target(name: "ResultsStore", dependencies: ["CHDF5"], swiftSettings: strict),
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"], swiftSettings: strict),
         .target(name: "DKEFModel", dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives"], swiftSettings: strict),
+        .target(name: "Sampling", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"], swiftSettings: strict),
         .target(name: "Experiments",
-                dependencies: ["Autodiff", "COpenBLAS", "CRuntime", "GSLNumerics", "Objectives", "DKEFModel", "Training", "ResultsStore", "Yams",
+                dependencies: ["Autodiff", "COpenBLAS", "CRuntime", "GSLNumerics", "Objectives", "DKEFModel", "Training", "Sampling", "ResultsStore", "Yams",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "figure3", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure4", dependencies: ["Experiments", "Sampling", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "table1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "bench",
                           dependencies: ["Experiments", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "COpenBLAS", "CRuntime",
@@ -83,6 +89,11 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/cp-noise", swiftSettings: strict),
 
+        .executableTarget(name: "Sample",
+                          dependencies: ["Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Sampling", "Training", "Experiments", "CRuntime",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/sample", swiftSettings: strict),
+
         .executableTarget(name: "TrainDKEF",
                           dependencies: ["Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Training", "Experiments", "CRuntime",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -93,7 +104,8 @@ let package = Package(
         .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"], swiftSettings: strict),
         .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"], swiftSettings: strict),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "GSLNumerics", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "GSLNumerics", "Sampling", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
+        .testTarget(name: "SamplingTests", dependencies: ["Sampling", "GSLNumerics", "Objectives", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
     ]
 )

@@ -3,6 +3,7 @@
     python experiments/plot.py figure1 results/figure1.h5 results/figure1
     python experiments/plot.py figure2 results/figure2.h5 results/figure2
     python experiments/plot.py figure3 results/figure3.h5 results/figure3
+    python experiments/plot.py figure4 results/figure4.h5 results/figure4
 
 writes <prefix>.png and <prefix>.pdf. One colour per method across all figures; log axes where
 the paper uses them; error bars are standard errors over seeds.
@@ -263,8 +264,61 @@ def figure3(path, prefix):
         fig.savefig(f"{prefix}.{ext}", dpi=130)
 
 
+def figure4(path, prefix, seed=0, shown=300):
+    """The D = 2 cells of one seed: first the target (log density filled, exact draws), then one
+    panel per method: the model's normalised log density (log p̃ − log Ẑ) filled, the target's
+    contours as lines, and `shown` of its MALA samples as dots. Colour scale shared: log p from
+    the target's maximum down 12 nats."""
+    with h5py.File(path, "r") as f:
+        cells2 = {name: g for name, g in f["cells"].items() if int(g.attrs["dimension"]) == 2 and int(g.attrs["seed"]) == seed}
+        if not cells2:
+            sys.exit(f"{path}: no cell at D = 2 with seed {seed}")
+
+        def key(item):
+            name, g = item
+            method = text(g.attrs["method"])
+            return (ORDER.index(method) if method in ORDER else 99, float(g.attrs.get("sigma", 0)))
+
+        ordered = sorted(cells2.items(), key=key)
+        first = ordered[0][1]
+        axis = first["grid_axis"][()]
+        target = first["target_log_density_grid"][()]
+        top = target.max()
+        levels = np.linspace(top - 12, top, 25)
+        columns = 4
+        rows = int(np.ceil((len(ordered) + 1) / columns))
+        fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 3.0 * rows + 0.5), squeeze=False)
+        panels = [("target: log p and exact draws", target, first["target_samples"][()])]
+        for name, g in ordered:
+            method = text(g.attrs["method"])
+            label = LABELS.get(method, method)
+            if "sigma" in g.attrs:
+                label += f" σ={float(g.attrs['sigma']):g}"
+            accept = g["mala_acceptance"][()]
+            label += f"\nKSD² {g['mala_ksd'][()]:.3f}, MMD² {g['mala_mmd'][()]:.3f}, acc. {accept:.2f}"
+            panels.append((label, g["model_log_density_grid"][()] - g["log_z"][()], g["mala_samples"][()]))
+        for k, ax in enumerate(axes.flat):
+            if k >= len(panels):
+                ax.set_visible(False)
+                continue
+            title, grid, samples = panels[k]
+            filled = ax.contourf(axis, axis, np.clip(grid, levels[0], None), levels=levels, cmap="Blues")
+            if k > 0:
+                ax.contour(axis, axis, target, levels=levels[::4], colors="k", linewidths=0.5, alpha=0.6)
+            ax.scatter(samples[:shown, 0], samples[:shown, 1], s=3, c="#d62728", alpha=0.7, linewidths=0)
+            ax.set_title(title, fontsize=8)
+            ax.set_aspect("equal")
+            ax.tick_params(labelsize=7)
+        fig.colorbar(filled, ax=axes.ravel().tolist(), shrink=0.6, label="log density (nats)")
+        fig.suptitle(f"Samples from DKEFs trained by each method on a 2-D mixture (seed {seed}; red: {shown} MALA samples; "
+                     "lines: the target's log density)", fontsize=10)
+        fig.text(0.01, 0.005, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=7, alpha=0.6)
+    for ext in ("png", "pdf"):
+        fig.savefig(f"{prefix}.{ext}", dpi=130)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("figure1", "figure2", "figure3"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("figure1", "figure2", "figure3", "figure4"):
         sys.exit(__doc__)
-    {"figure1": figure1, "figure2": figure2, "figure3": figure3}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    {"figure1": figure1, "figure2": figure2, "figure3": figure3, "figure4": figure4}[sys.argv[1]](sys.argv[2], sys.argv[3])
     print(f"wrote {sys.argv[3]}.png and {sys.argv[3]}.pdf")

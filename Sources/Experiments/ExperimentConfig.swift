@@ -2,6 +2,7 @@ import DKEFModel
 import Foundation
 import GSLNumerics
 import Objectives
+import Sampling
 import Training
 import Yams
 
@@ -30,6 +31,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// hash only when set, so the configs of N(0, I) experiments keep the hash they had (the
     /// defaults are pinned by a test, as a changed default would change what such a file means).
     public var targetParameters: TargetParameters?
+    /// The `sampling:` block (figure 4): the samplers' settings, nil when a config has none (not
+    /// encoded then, so the other configs keep their hash).
+    public var samplerSettings: SamplerSettings?
     public var projection: String = Projection.rademacher.rawValue
     public var projections: Int = 1
     public var model = ModelSettings()
@@ -54,7 +58,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
 
     /// The encoded settings: every property but the grid lists `cpNoises` and `targets`.
     enum CodingKeys: String, CodingKey {
-        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing, targetParameters
+        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing, targetParameters, samplerSettings
     }
 
     public init() {}
@@ -166,6 +170,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
                     throw fail("target.\(key)", "is read only by \(readers.joined(separator: " and ")), which targets (\(targets.joined(separator: ", "))) does not list")
                 }
             }
+        }
+        if let samplerSettings {
+            do { try samplerSettings.validate() } catch let SamplingError.invalidSetting(name, reason) { throw fail("sampling.\(name)", reason) }
         }
         guard Projection(rawValue: projection) != nil else {
             throw fail("objective.projection", "unknown projection '\(projection)'; choose from \(Projection.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -302,6 +309,20 @@ extension ExperimentConfig {
                     }
                     // All defaults is no block: the hash stays that of a config without one.
                     c.targetParameters = t == TargetParameters() ? nil : t
+                case "sampling":
+                    var t = c.samplerSettings ?? SamplerSettings()
+                    for (sub, v) in try mapping(value, k) {
+                        let kk = "\(k).\(sub)"
+                        switch sub {
+                        case "step_size": t.stepSize = try double(v, kk)
+                        case "steps": t.steps = try int(v, kk)
+                        case "burn_in": t.burnIn = try int(v, kk)
+                        case "thinning": t.thinning = try int(v, kk)
+                        case "chains": t.chains = try int(v, kk)
+                        default: throw unknown(kk, ["step_size", "steps", "burn_in", "thinning", "chains"])
+                        }
+                    }
+                    c.samplerSettings = t
                 case "objective":
                     for (sub, v) in try mapping(value, k) {
                         switch sub {
@@ -358,7 +379,7 @@ extension ExperimentConfig {
                     }
                 case "quick" where allowQuick: continue
                 default:
-                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "targets", "target", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
+                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "targets", "target", "sampling", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
                 }
             }
         }

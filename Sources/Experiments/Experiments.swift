@@ -16,10 +16,17 @@ public let metricUnits: [String: String] = [
     "true_test_log_likelihood": "nats per point",
 ]
 
-/// figure 1 and table 1: the full protocol per cell, writing its test metrics, training curves,
-/// timings and checkpoint.
+/// figure 1, table 1 and figure 3: the full protocol per cell, writing its test metrics, training
+/// curves, timings and checkpoint.
 public enum ProtocolExperiment {
     public static func compute(_ cell: Cell, config: ExperimentConfig) throws -> (ResultsGroup) throws -> Void {
+        let result = try train(cell, config: config)
+        let peak = peakResidentMiB()
+        return { group in try write(result, peakResidentMiB: peak, to: group) }
+    }
+
+    /// Runs the protocol for one cell, logging at most a line every 5 s.
+    public static func train(_ cell: Cell, config: ExperimentConfig) throws -> DKEFTrainer.Result {
         var trainer = DKEFTrainer(estimator: cell.method,
                                   objectiveSettings: try config.objectiveSettings(for: cell),
                                   configuration: config.dkefConfiguration(dimension: cell.dimension),
@@ -33,23 +40,24 @@ public enum ProtocolExperiment {
                 lastLine = Date()
             }
         }
-        let result = try trainer.run()
-        let peak = peakResidentMiB()
-        return { group in
-            for (name, value) in result.metrics {
-                try group.write(name, doubles: [value], shape: [])
-                try group.setAttribute("units", .string(metricUnits[name] ?? ""), on: name)
-            }
-            try group.write("train_loss", doubles: result.trainLoss)
-            try group.write("validation_loss", doubles: result.validationLoss)
-            try group.write("finalize_loss", doubles: result.finalizeLoss)
-            try group.write("iteration_seconds", doubles: result.iterationSeconds)
-            try group.setAttribute("units", .string("s"), on: "iteration_seconds")
-            try group.setAttribute("best_iteration", .int(result.bestIteration))
-            for (stage, seconds) in result.stageSeconds { try group.setAttribute("\(stage)_seconds", .double(seconds)) }
-            try group.setAttribute("peak_resident_mib", .double(peak))
-            try DKEFCheckpoint.write(result.model, alpha: result.alpha, system: result.system, to: group.createGroup("checkpoint"))
+        return try trainer.run()
+    }
+
+    /// A cell's metrics (with units), curves, timings and checkpoint.
+    public static func write(_ result: DKEFTrainer.Result, peakResidentMiB peak: Double, to group: ResultsGroup) throws {
+        for (name, value) in result.metrics {
+            try group.write(name, doubles: [value], shape: [])
+            try group.setAttribute("units", .string(metricUnits[name] ?? ""), on: name)
         }
+        try group.write("train_loss", doubles: result.trainLoss)
+        try group.write("validation_loss", doubles: result.validationLoss)
+        try group.write("finalize_loss", doubles: result.finalizeLoss)
+        try group.write("iteration_seconds", doubles: result.iterationSeconds)
+        try group.setAttribute("units", .string("s"), on: "iteration_seconds")
+        try group.setAttribute("best_iteration", .int(result.bestIteration))
+        for (stage, seconds) in result.stageSeconds { try group.setAttribute("\(stage)_seconds", .double(seconds)) }
+        try group.setAttribute("peak_resident_mib", .double(peak))
+        try DKEFCheckpoint.write(result.model, alpha: result.alpha, system: result.system, to: group.createGroup("checkpoint"))
     }
 }
 

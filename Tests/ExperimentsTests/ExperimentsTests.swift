@@ -208,8 +208,28 @@ func folder() -> String {
         }
     }
 
+    /// The `sampling:` block (figure 4) is read strictly, validated by name, and in the hash only
+    /// when present.
+    @Test func samplingBlockIsStrictAndHashedWhenPresent() throws {
+        let text = "methods: [ssm]\ndims: [2]\nseeds: [0]\n"
+        let plain = try ExperimentConfig.parse(text, file: "x.yml", quick: false)
+        let sampled = try ExperimentConfig.parse(text + "sampling:\n  step_size: 0.2\n  chains: 10\n", file: "x.yml", quick: false)
+        #expect(plain.samplerSettings == nil && sampled.samplerSettings?.stepSize == 0.2 && sampled.samplerSettings?.chains == 10)
+        #expect(plain.hash != sampled.hash && !plain.canonicalJSON.contains("samplerSettings"))
+        for (bad, key) in [("sampling:\n  step: 0.1", "key 'sampling.step': unknown key"),
+                           ("sampling:\n  step_size: -1", "key 'sampling.step_size': must be finite and > 0"),
+                           ("sampling:\n  steps: 10\n  burn_in: 10", "key 'sampling.burn_in': must be in 0..<steps")] {
+            do {
+                _ = try ExperimentConfig.parse(text + bad + "\n", file: "x.yml", quick: false)
+                Issue.record("\(bad) was accepted")
+            } catch {
+                #expect("\(error)".contains(key), "\(bad) → \(error)")
+            }
+        }
+    }
+
     /// The committed experiment files parse, with and without their quick blocks.
-    @Test(arguments: ["figure1", "figure2", "figure3", "table1"])
+    @Test(arguments: ["figure1", "figure2", "figure3", "figure4", "table1"])
     func committedConfigsAreValid(name: String) throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../experiments/\(name).yml").path
         _ = try ExperimentConfig.load(path, quick: false)

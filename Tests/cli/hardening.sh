@@ -105,6 +105,17 @@ expect "figure3 --targets student_t," 64 "--targets: empty element" -- "$bin/fig
 printf 'targets: [student_t]\ntarget:\n  condition_number: 10\n' | cat tiny.yml - > lone.yml
 expect "a target parameter the grid does not read" 64 "key 'target.condition_number': is read only by correlated_normal" -- "$bin/figure3" --config lone.yml --out t3.h5
 [ ! -e t3.h5 ] && ok "figure3's refused runs wrote nothing" || bad "figure3 wrote t3.h5 on a refused run"
+expect "figure4 without a sampling: block" 64 "key 'sampling': figure4 samples the trained models and needs a sampling: block" -- "$bin/figure4" --config tiny.yml --out t4.h5
+[ ! -e t4.h5 ] && ok "figure4's refused run wrote nothing" || bad "figure4 wrote t4.h5 on a refused run"
+expect "sample, a missing checkpoint file" 64 "--checkpoint: no such file no-such.h5" -- "$bin/sample" --checkpoint no-such.h5 --out s.h5
+expect "sample, a grid file without --cell" 64 "for a grid's results file name the cell with --cell" -- "$bin/sample" --checkpoint precious.h5 --out s.h5
+expect "sample, a cell the file lacks" 64 "--cell: precious.h5 has no cell 'ssm_d3_seed0'" -- "$bin/sample" --checkpoint precious.h5 --cell ssm_d3_seed0 --out s.h5
+expect "sample --step-size 0" 64 "--step-size must be finite and > 0" -- "$bin/sample" --checkpoint run.h5 --step-size 0 --out s.h5
+expect "sample --sampler hmc" 64 "--sampler: unknown sampler 'hmc'; choose mala or langevin" -- "$bin/sample" --checkpoint run.h5 --sampler hmc --out s.h5
+expect "sample onto an existing file" 64 "rerun with --fresh" -- "$bin/sample" --checkpoint run.h5 --steps 4 --burn-in 2 --thinning 1 --chains 3 --out run.h5
+unchanged "sample onto an existing file" run.h5 "$run_sum"
+expect "sample from a grid cell" 0 "mala: 6 samples of D = 2" -- "$bin/sample" --checkpoint precious.h5 --cell ssm_d2_seed0 --steps 4 --burn-in 2 --thinning 1 --chains 3 --out s.h5
+unchanged "sample reads the grid file" precious.h5 "$grid_sum"
 expect "train-dkef --inducing-points above the training points" 64 "--inducing-points must be in 1...4860" -- "$bin/train-dkef" "${train[@]}" --inducing-points 5000 --out x.h5
 
 echo "cli: 3. temporaries: removed on Ctrl-C, on a full disk, and when a dead process left them"
