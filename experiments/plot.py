@@ -302,7 +302,10 @@ def figure4(path, prefix, seed=0, shown=300):
                 ax.set_visible(False)
                 continue
             title, grid, samples = panels[k]
-            filled = ax.contourf(axis, axis, np.clip(grid, levels[0], None), levels=levels, cmap="Blues")
+            # Above the target's maximum (a model's sharper peak): its own colour, not blank.
+            cmap = matplotlib.colormaps["Blues"].copy()
+            cmap.set_over("#fdae6b")
+            filled = ax.contourf(axis, axis, np.clip(grid, levels[0], None), levels=levels, cmap=cmap, extend="max")
             if k > 0:
                 ax.contour(axis, axis, target, levels=levels[::4], colors="k", linewidths=0.5, alpha=0.6)
             ax.scatter(samples[:shown, 0], samples[:shown, 1], s=3, c="#d62728", alpha=0.7, linewidths=0)
@@ -311,7 +314,7 @@ def figure4(path, prefix, seed=0, shown=300):
             ax.tick_params(labelsize=7)
         fig.colorbar(filled, ax=axes.ravel().tolist(), shrink=0.6, label="log density (nats)")
         fig.suptitle(f"Samples from DKEFs trained by each method on a 2-D mixture (seed {seed}; red: {shown} MALA samples; "
-                     "lines: the target's log density)", fontsize=10)
+                     "lines: the target's log density; orange: log p above the target's maximum)", fontsize=10)
         fig.text(0.01, 0.005, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=7, alpha=0.6)
     for ext in ("png", "pdf"):
         fig.savefig(f"{prefix}.{ext}", dpi=130)
