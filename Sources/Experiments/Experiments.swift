@@ -171,6 +171,16 @@ extension ResultsGroup {
     }
 }
 
+/// Writes an experiment's Markdown report beside its results file (`results/x.h5` → `results/x.md`,
+/// replaced atomically), prints it, and logs where it went.
+public func publishMarkdown(_ lines: [String], besides out: String, experiment: String) throws {
+    let table = lines.joined(separator: "\n")
+    let path = (out as NSString).deletingPathExtension + ".md"
+    try table.write(toFile: path, atomically: true, encoding: .utf8)
+    print(table)
+    log("\(experiment): wrote \(path)")
+}
+
 /// A series as a table row names it: methods beyond the paper's six (FSM) say so.
 public func tableLabel(_ series: String) -> String {
     let method = series.split(separator: " ").first.map(String.init) ?? series

@@ -48,10 +48,6 @@ struct Figure3: ParsableCommand {
             lines.append("Median effective sample size of log Z's importance weights (of \(config.protocolSettings.importanceSamples) draws): " + ess.joined(separator: ", ") + ".")
             lines.append("")
         }
-        let table = lines.joined(separator: "\n")
-        let tablePath = (out as NSString).deletingPathExtension + ".md"
-        try table.write(toFile: tablePath, atomically: true, encoding: .utf8)
-        print(table)
-        log("figure3: wrote \(tablePath)")
+        try publishMarkdown(lines, besides: out, experiment: "figure3")
     }
 }

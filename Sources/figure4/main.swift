@@ -64,10 +64,6 @@ struct Figure4: ParsableCommand {
                 lines.append("")
             }
         }
-        let table = lines.joined(separator: "\n")
-        let tablePath = (out as NSString).deletingPathExtension + ".md"
-        try table.write(toFile: tablePath, atomically: true, encoding: .utf8)
-        print(table)
-        log("figure4: wrote \(tablePath)")
+        try publishMarkdown(lines, besides: out, experiment: "figure4")
     }
 }

@@ -51,10 +51,6 @@ struct Table1: ParsableCommand {
         let p = config.protocolSettings
         lines.append(String(format: "Test log-likelihood = mean log p̃(x) − log Ẑ, with Ẑ estimated by importance sampling from N(0, %g²I) with %ld draws; its error grows exponentially with D (README: \"Test log-likelihoods are unreliable\"), so at large D read the Fisher divergence and exact SM columns.", p.importanceSigma, p.importanceSamples))
         lines.append("")
-        let table = lines.joined(separator: "\n")
-        let tablePath = (out as NSString).deletingPathExtension + ".md"
-        try table.write(toFile: tablePath, atomically: true, encoding: .utf8)
-        print(table)
-        log("table1: wrote \(tablePath)")
+        try publishMarkdown(lines, besides: out, experiment: "table1")
     }
 }
