@@ -1,4 +1,5 @@
 import Foundation
+import ResultsStore
 
 /// A process's claim on one cell of a results file while it computes it: an exclusive `flock` on
 /// `<folder>/.<file>.cells/<cell>.lock`. The kernel drops it when the process ends, however it
@@ -16,7 +17,7 @@ struct CellClaim {
     /// Claims `cell` of the results file at `path`. Returns nil when another process holds it and
     /// `wait` is false; with `wait`, blocks until that process releases it.
     init?(cell: String, of path: String, wait: Bool) throws {
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = parentFolder(of: path)
         let directory = (folder.isEmpty ? "." : folder) + "/." + (path as NSString).lastPathComponent + ".cells"
         lockPath = directory + "/" + cell + ".lock"
         var opened: Int32 = -1
@@ -38,7 +39,7 @@ struct CellClaim {
     func release(recorded: Bool) {
         if recorded {
             unlink(lockPath)
-            rmdir((lockPath as NSString).deletingLastPathComponent)  // fails while other claims exist
+            rmdir(parentFolder(of: lockPath))  // fails while other claims exist
         }
         flock(descriptor, LOCK_UN)
         close(descriptor)

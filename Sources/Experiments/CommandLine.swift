@@ -99,3 +99,14 @@ public enum MemoryCheck {
                                                 what, bytes / 1_073_741_824, physical / 1_073_741_824))
     }
 }
+
+/// The paragraph the grid executables that run on clusters (figure1, table1, figure3, figure4) add.
+public let clusterCommandHelp = """
+    On a cluster (README, "Running on a cluster"): --list-cells prints the cells still missing; \
+    --cell ID computes one into results/<name>.cells/ID.h5 and nothing else; `inspect merge \
+    results/<name>.cells --into results/<name>.h5` folds those files in (all or nothing; run it \
+    again at will). --submit slurm does all three: it writes results/<name>.slurm/array.sbatch \
+    (one task per missing cell, one core, OPENBLAS_NUM_THREADS=1) and merge.sbatch, submits the \
+    array, then the merge with --dependency=afterany, and prints the job ids; rerun it after \
+    failed or cancelled tasks to submit only the cells still missing.
+    """

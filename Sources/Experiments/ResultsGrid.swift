@@ -11,7 +11,7 @@ import ResultsStore
 ///                                cores, blas_threads, host, started, updated
 ///     /cells/<cell name>/ attrs: method, dimension, sigma (DSM), cp_noise (CP), target (all but standard_normal), seed, config_hash, finished,
 ///                                wall_seconds, git_commit (at the run's start), openblas,
-///                                blas_threads, host;
+///                                blas_threads, host, cpu_model;
 ///                                datasets: metrics (units as attributes), curves
 ///
 /// Several processes may fill one file (e.g. split by --seeds): updates are serialised.
@@ -49,6 +49,15 @@ public struct ResultsGrid {
         }
     }
 
+    /// A grid whose file is not opened or created: for checks and for cells written as files of
+    /// their own (`recordAlone`).
+    public init(unopened path: String, experiment: String, config: ExperimentConfig, configText: String) {
+        self.path = path
+        self.experiment = experiment
+        self.config = config
+        self.configText = configText
+    }
+
     /// Opens (or prepares) the file. With `fresh`, an existing file is kept as
     /// `<path>.<time>.bak` (a hard link made just before the new file replaces it) and a new one
     /// started; otherwise an existing file must hold this experiment with this config's hash.
@@ -59,24 +68,33 @@ public struct ResultsGrid {
         self.configText = configText
         let exists = FileManager.default.fileExists(atPath: path)
         if exists && !fresh {
-            let storedExperiment = try Self.experiment(of: path)
-            guard storedExperiment == experiment else { throw GridError.otherExperiment(path: path, stored: storedExperiment, current: experiment) }
-            let stored = try ResultsFile.read(at: path) { try $0.attribute("config_hash").stringValue ?? "" }
-            guard stored == config.hash else { throw GridError.otherConfig(path: path, stored: stored, current: config.hash) }
+            try Self.checkCompatible(path, experiment: experiment, configHash: config.hash)
         } else {
-            let provenance = Provenance.current()
             let backup = exists ? OutputCheck.backupName(for: path) : nil
-            try ResultsFile.write(to: path, keepingOldAs: backup) { root in
-                try root.setAttribute("experiment", .string(experiment))
-                try root.setAttribute("config_text", .string(configText))
-                try root.setAttribute("config_json", .string(config.canonicalJSON))
-                try root.setAttribute("config_hash", .string(config.hash))
-                try root.setAttribute("started", .string(timestamp()))
-                try provenance.write(to: root)
-                try root.createGroup("cells")
-            }
+            let provenance = Provenance.current()  // before the file is open: it runs git
+            try ResultsFile.write(to: path, keepingOldAs: backup) { root in try writeHeader(to: root, provenance: provenance) }
             if let backup { log("kept the old \(path) as \(backup)") }
         }
+    }
+
+    /// Throws unless the existing results file at `path` holds `experiment` results under the
+    /// config hash `configHash` (so cells of this grid can be added to it or read from it).
+    public static func checkCompatible(_ path: String, experiment: String, configHash: String) throws {
+        let storedExperiment = try Self.experiment(of: path)
+        guard storedExperiment == experiment else { throw GridError.otherExperiment(path: path, stored: storedExperiment, current: experiment) }
+        let stored = try ResultsFile.read(at: path) { try $0.attribute("config_hash").stringValue ?? "" }
+        guard stored == configHash else { throw GridError.otherConfig(path: path, stored: stored, current: configHash) }
+    }
+
+    /// The root of a new results file of this grid: experiment, config, provenance, `cells/`.
+    func writeHeader(to root: ResultsGroup, provenance: Provenance) throws {
+        try root.setAttribute("experiment", .string(experiment))
+        try root.setAttribute("config_text", .string(configText))
+        try root.setAttribute("config_json", .string(config.canonicalJSON))
+        try root.setAttribute("config_hash", .string(config.hash))
+        try root.setAttribute("started", .string(timestamp()))
+        try provenance.write(to: root)
+        try root.createGroup("cells")
     }
 
     /// Names of the cells already in the file.
@@ -91,23 +109,42 @@ public struct ResultsGrid {
     /// with the code version and BLAS setup that computed it (a grid may be finished by later runs).
     public func record(_ cell: Cell, wallSeconds: Double, _ body: (ResultsGroup) throws -> Void) throws {
         try ResultsFile.update(at: path) { root in
-            let group = try root.createGroup("cells").createGroup(cell.name)
-            try group.setAttribute("method", .string(cell.method.rawValue))
-            try group.setAttribute("dimension", .int(cell.dimension))
-            if let sigma = cell.sigma { try group.setAttribute("sigma", .double(sigma)) }
-            if let layout = cell.cpNoise { try group.setAttribute("cp_noise", .string(layout.rawValue)) }
-            if cell.target != .standardNormal { try group.setAttribute("target", .string(cell.target.rawValue)) }
-            try group.setAttribute("seed", .int(cell.seed))
-            try group.setAttribute("config_hash", .string(config.hash))
-            try group.setAttribute("finished", .string(timestamp()))
-            try group.setAttribute("wall_seconds", .double(wallSeconds))
-            try group.setAttribute("git_commit", .string(commit))
-            try group.setAttribute("openblas", .string(openBLASConfiguration))
-            try group.setAttribute("blas_threads", .int(openBLASThreadCount))
-            try group.setAttribute("host", .string(ProcessInfo.processInfo.hostName))
-            try body(group)
-            try root.setAttribute("updated", .string(timestamp()))
+            try write(cell, wallSeconds: wallSeconds, body, into: root)
         }
+    }
+
+    /// Writes `cell` as a file of its own at `cellPath` (`--cell`): a results file of this grid
+    /// holding that one cell, written atomically in one step. An old file there is kept as
+    /// `backup` when given.
+    public func recordAlone(_ cell: Cell, at cellPath: String, keepingOldAs backup: String?, wallSeconds: Double,
+                            _ body: (ResultsGroup) throws -> Void) throws {
+        let provenance = Provenance.current()
+        try ResultsFile.write(to: cellPath, keepingOldAs: backup) { root in
+            try writeHeader(to: root, provenance: provenance)
+            try write(cell, wallSeconds: wallSeconds, body, into: root)
+        }
+    }
+
+    /// The group `cells/<cell name>`: what the cell is, when and where it was computed, then
+    /// whatever `body` writes.
+    private func write(_ cell: Cell, wallSeconds: Double, _ body: (ResultsGroup) throws -> Void, into root: ResultsGroup) throws {
+        let group = try root.createGroup("cells").createGroup(cell.name)
+        try group.setAttribute("method", .string(cell.method.rawValue))
+        try group.setAttribute("dimension", .int(cell.dimension))
+        if let sigma = cell.sigma { try group.setAttribute("sigma", .double(sigma)) }
+        if let layout = cell.cpNoise { try group.setAttribute("cp_noise", .string(layout.rawValue)) }
+        if cell.target != .standardNormal { try group.setAttribute("target", .string(cell.target.rawValue)) }
+        try group.setAttribute("seed", .int(cell.seed))
+        try group.setAttribute("config_hash", .string(config.hash))
+        try group.setAttribute("finished", .string(timestamp()))
+        try group.setAttribute("wall_seconds", .double(wallSeconds))
+        try group.setAttribute("git_commit", .string(commit))
+        try group.setAttribute("openblas", .string(openBLASConfiguration))
+        try group.setAttribute("blas_threads", .int(openBLASThreadCount))
+        try group.setAttribute("host", .string(ProcessInfo.processInfo.hostName))
+        try group.setAttribute("cpu_model", .string(cpuModel()))
+        try body(group)
+        try root.setAttribute("updated", .string(timestamp()))
     }
 
     /// Runs every cell of `cells` not yet in the file, writing each as it finishes, with a

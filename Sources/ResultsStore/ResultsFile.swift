@@ -37,7 +37,7 @@ public final class ResultsFile {
     /// directory are serialised across processes (an exclusive `flock` on the directory), so
     /// several writers of one file each add to the latest version and none is lost.
     public static func update(at path: String, _ body: (ResultsGroup) throws -> Void) throws {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = parentFolder(of: path)
         let lock = open(directory.isEmpty ? "." : directory, O_RDONLY)
         if lock >= 0 { flock(lock, LOCK_EX) }
         defer { if lock >= 0 { flock(lock, LOCK_UN); close(lock) } }
@@ -92,7 +92,7 @@ public final class ResultsFile {
     /// running — left by a run killed with SIGKILL or by a power cut — and returns their names.
     /// A copy whose process is alive is another run's write in progress and is left alone.
     public static func removeStaleTemporaries(of path: String) -> [String] {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = parentFolder(of: path)
         let folder = directory.isEmpty ? "." : directory
         let prefix = (path as NSString).lastPathComponent + ".tmp-"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
@@ -107,7 +107,7 @@ public final class ResultsFile {
     /// created: the nearest existing ancestor is a writable folder) and takes a new file, and
     /// `path` itself is not a folder. Creates nothing it does not remove again.
     public static func checkWritable(_ path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = parentFolder(of: path)
         var folder = directory.isEmpty ? "." : directory
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -115,7 +115,7 @@ public final class ResultsFile {
         }
         // The nearest ancestor that exists must be a folder we can write into.
         while !FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) {
-            folder = (folder as NSString).deletingLastPathComponent
+            folder = parentFolder(of: folder)
             if folder.isEmpty { folder = "." }
         }
         guard isDirectory.boolValue else {
@@ -133,7 +133,7 @@ public final class ResultsFile {
 
     /// Creates the folder of `path` if it is missing.
     public static func createFolder(of path: String) throws {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = parentFolder(of: path)
         guard !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) else { return }
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
             throw ResultsStoreError.cannotCreate(path: path, reason: "cannot create its folder \(directory) (\(describe(error)))")
@@ -141,7 +141,7 @@ public final class ResultsFile {
     }
 
     private static func createFile(_ temporary: String, reportedAs path: String) throws -> hid_t {
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = parentFolder(of: path)
         let folder = directory.isEmpty ? "." : directory
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -288,4 +288,17 @@ func hdf5ErrorStack() -> String {
         return String(innermost[start.upperBound..<end])
     }
     return innermost.split(separator: "\n").first.map(String.init) ?? "no details from HDF5"
+}
+
+/// The folder part of `path` ("" when it has none): `results/x.h5` → `results`, `/x` → `/`.
+/// Foundation's `NSString.deletingLastPathComponent` traps on a one-character string ("r", ".")
+/// in this toolchain (swift-corelibs-foundation, Swift 6.3.1), so paths are split here.
+public func parentFolder(of path: String) -> String {
+    var trimmed = Substring(path)
+    while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+    guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+    let folder = trimmed[..<slash]
+    var end = folder
+    while end.count > 1, end.hasSuffix("/") { end = end.dropLast() }
+    return end.isEmpty ? "/" : String(end)
 }

@@ -45,6 +45,18 @@ public struct ResultsGroup {
         guard H5Ldelete(file.id, childPath(name), ssm_h5p_default()) >= 0 else { throw failure("delete", childPath(name)) }
     }
 
+    /// Copies the child `name` of `source` (a group with everything in it, or a dataset, with
+    /// their attributes; `source` may be in another open file) to the child `name` of this group,
+    /// which must not exist yet.
+    public func copy(_ name: String, from source: ResultsGroup) throws {
+        try checkName(name)
+        guard source.contains(name) else { throw ResultsStoreError.missingObject(path: source.filePath, object: source.childPath(name)) }
+        guard !contains(name) else { throw failure("copy (the destination exists)", childPath(name)) }
+        guard H5Ocopy(source.file.id, source.childPath(name), file.id, childPath(name), ssm_h5p_default(), ssm_h5p_default()) >= 0 else {
+            throw failure("copy from \(source.filePath)", childPath(name))
+        }
+    }
+
     public enum ChildKind: Sendable { case group, dataset, other }
 
     /// Whether the child `name` is a group or a dataset (nil when absent).

@@ -22,13 +22,15 @@ struct Figure1: ParsableCommand {
         With --jobs N, N processes compute cells at once, one OpenBLAS thread each; processes \
         started by hand on the same results file cooperate the same way (each cell is claimed \
         while it is computed, and each process waits for the others' cells of its grid before it prints).
-        """ + "\n\n" + gridCommandChecks)
+        """ + "\n\n" + gridCommandChecks + "\n\n" + clusterCommandHelp)
 
     @OptionGroup var options: ExperimentOptions
+    @OptionGroup(title: "Cells and clusters") var cluster: ClusterOptions
 
     func run() throws {
         selectOpenBLASCore()
         ssm_retain_freed_memory()
+        if try options.runClusterMode(cluster, experiment: "figure1", compute: ProtocolExperiment.compute) { return }
         let run = try options.runGrid(experiment: "figure1", compute: ProtocolExperiment.compute)
         let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
         print("figure1 (\(out), config \(config.hash)): mean ± standard error over seeds \(config.seeds)\n")

@@ -19,13 +19,15 @@ struct Figure3: ParsableCommand {
         divergence taken against the target's exact score; resumes like figure1. Writes the table, \
         mean ± standard error over seeds per target, to results/figure3.md (results/quick/figure3.md \
         with --quick) and prints it. Plot with `make figure3` (experiments/plot.py).
-        """ + "\n\n" + gridCommandChecks)
+        """ + "\n\n" + gridCommandChecks + "\n\n" + clusterCommandHelp)
 
     @OptionGroup var options: ExperimentOptions
+    @OptionGroup(title: "Cells and clusters") var cluster: ClusterOptions
 
     func run() throws {
         selectOpenBLASCore()
         ssm_retain_freed_memory()
+        if try options.runClusterMode(cluster, experiment: "figure3", compute: ProtocolExperiment.compute) { return }
         let run = try options.runGrid(experiment: "figure3", compute: ProtocolExperiment.compute)
         let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
         let parameters = config.targetParameters ?? TargetParameters()

@@ -21,9 +21,10 @@ struct Figure4: ParsableCommand {
         draws), and at D = 2 the model's and the target's log densities on a grid. Resumes like \
         figure1. Writes the table, mean ± standard error over seeds, to results/figure4.md \
         (results/quick/figure4.md with --quick) and prints it. Plot with `make figure4`.
-        """ + "\n\n" + gridCommandChecks)
+        """ + "\n\n" + gridCommandChecks + "\n\n" + clusterCommandHelp)
 
     @OptionGroup var options: ExperimentOptions
+    @OptionGroup(title: "Cells and clusters") var cluster: ClusterOptions
 
     func run() throws {
         // The sampling: block is checked before anything is computed.
@@ -34,6 +35,7 @@ struct Figure4: ParsableCommand {
         }
         selectOpenBLASCore()
         ssm_retain_freed_memory()
+        if try options.runClusterMode(cluster, experiment: "figure4", compute: SamplingExperiment.compute) { return }
         let run = try options.runGrid(experiment: "figure4", compute: SamplingExperiment.compute)
         let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
         let s = config.samplerSettings!

@@ -7,9 +7,9 @@ import ResultsStore
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Print what a results file holds (provenance, cells, metrics, missing cells), or check it against thresholds.",
-        discussion: "Exit status: 0 on success, 64 for a file it cannot use (missing, corrupt, of another kind), 1 when `check` finds a broken threshold.",
-        subcommands: [Show.self, Check.self],
+        abstract: "Print what a results file holds (provenance, cells, metrics, missing cells), check it against thresholds, merge per-cell files into it, or compare two.",
+        discussion: "Exit status: 0 on success, 64 for a file it cannot use (missing, corrupt, of another kind) or a merge it refuses, 1 when `check` finds a broken threshold or `compare` a difference.",
+        subcommands: [Show.self, Check.self, Merge.self, Compare.self],
         defaultSubcommand: Show.self)
 
     static func main() { mainWithExitCodes() }
@@ -76,5 +76,67 @@ struct Check: ParsableCommand {
         let broken = outcomes.filter { !$0.passed }
         print("thresholds: \(outcomes.count - broken.count) passed, \(broken.count) failed")
         if !broken.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fold per-cell files (--cell, a SLURM array's tasks) into a grid's results file, all or nothing.",
+        discussion: """
+        SOURCE is a folder of per-cell files (results/<name>.cells: every *.h5 in it) or one results \
+        file of the same grid. Every source is checked before anything is written; the new cells are \
+        then added in one atomic update (a missing results file is created with the first source's \
+        config and provenance). A cell already in the results file with the same config hash and \
+        bit-for-bit the same metrics is skipped, so merging again changes nothing. Refused, with the \
+        results file unchanged (exit 64): a source that is not a readable results file (truncated, \
+        damaged), another experiment or config hash, or one cell with different numbers in two places.
+        """)
+
+    @Argument(help: "A folder of per-cell files (e.g. results/figure1.cells) or a results file.")
+    var source: String
+
+    @Option(help: "The results file to add the cells to (e.g. results/figure1.h5).")
+    var into: String
+
+    func run() throws {
+        let report = try readingUserFile { try CellMerge.merge(source, into: into) }
+        guard !report.sources.isEmpty else {
+            print("merge: no per-cell files (*.h5) in \(source); \(into) is unchanged")
+            return
+        }
+        let verb = report.created ? "created \(into) with" : report.added.isEmpty ? "\(into) unchanged:" : "added to \(into):"
+        print("merge: \(verb) \(report.added.count) new cell(s) from \(report.sources.count) file(s); \(report.alreadyPresent.count) already there with the same numbers")
+        for cell in report.added { print("  + \(cell)") }
+    }
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare two results files' cells and metrics bit for bit; exit 1 on any difference.",
+        discussion: "Lists cells present in only one file and every scalar metric that differs (its two values). Timings, curves and provenance are not compared: they differ between any two runs.")
+
+    @Argument(help: "A results file.")
+    var first: String
+
+    @Argument(help: "Another results file.")
+    var second: String
+
+    func run() throws {
+        let a = try readingUserFile { try CellRecord.all(in: first) }, b = try readingUserFile { try CellRecord.all(in: second) }
+        let byName = Dictionary(uniqueKeysWithValues: b.map { ($0.name, $0) })
+        var problems: [String] = []
+        let onlyFirst = Set(a.map(\.name)).subtracting(byName.keys).sorted(), onlySecond = Set(byName.keys).subtracting(a.map(\.name)).sorted()
+        problems += onlyFirst.map { "\($0): only in \(first)" } + onlySecond.map { "\($0): only in \(second)" }
+        var equalMetrics = 0
+        for record in a.sorted(by: { $0.name < $1.name }) {
+            guard let other = byName[record.name] else { continue }
+            let differences = CellMerge.differences(record.values, other.values)
+            problems += differences.map { "\(record.name): \($0)" }
+            equalMetrics += Set(record.values.keys).union(other.values.keys).count - differences.count
+        }
+        for problem in problems { print(problem) }
+        let shared = a.count - onlyFirst.count
+        print("compare: \(shared) cell(s) in both, \(equalMetrics) metric(s) bitwise equal, \(problems.count) difference(s)")
+        if !problems.isEmpty { throw ExitCode(1) }
     }
 }

@@ -17,13 +17,15 @@ struct Table1: ParsableCommand {
         methods, at each D in dims (default experiments/table1.yml), resuming like figure1. Writes \
         the table, mean ± standard error over seeds, to results/table1.md (results/quick/table1.md \
         with --quick) and prints it.
-        """ + "\n\n" + gridCommandChecks)
+        """ + "\n\n" + gridCommandChecks + "\n\n" + clusterCommandHelp)
 
     @OptionGroup var options: ExperimentOptions
+    @OptionGroup(title: "Cells and clusters") var cluster: ClusterOptions
 
     func run() throws {
         selectOpenBLASCore()
         ssm_retain_freed_memory()
+        if try options.runClusterMode(cluster, experiment: "table1", compute: ProtocolExperiment.compute) { return }
         let run = try options.runGrid(experiment: "table1", compute: ProtocolExperiment.compute)
         let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
         let metrics = [("fisher_divergence", "Fisher divergence"), ("exact_sm", "exact SM"), ("test_log_likelihood", "test log-likelihood")]

@@ -1,0 +1,199 @@
+import Foundation
+
+/// A grid's missing cells as a SLURM job array (one task per cell, one core each) and a merge job
+/// that runs after the array however it ends (`--dependency=afterany`). Both scripts are written
+/// to `results/<name>.slurm/` (`array.sbatch`, `merge.sbatch`), readable and editable; each
+/// submission is appended to `submissions` there (time, job ids, cells), task logs go to `logs/`.
+///
+/// The array script lists its cells itself: SLURM keeps a copy of a script when it is submitted,
+/// so a later `--submit` (which rewrites the file) cannot change what a queued task computes.
+public struct SlurmSubmission {
+    /// The sbatch options the user passed through (`--partition`, `--time`, `--mem`, `--account`)
+    /// and the array's `%` limit (`--max-parallel`).
+    public struct Resources: Equatable {
+        public var partition: String?
+        public var time: String?
+        public var memory: String?
+        public var account: String?
+        public var maxParallel: Int?
+        public init(partition: String? = nil, time: String? = nil, memory: String? = nil, account: String? = nil, maxParallel: Int? = nil) {
+            (self.partition, self.time, self.memory, self.account, self.maxParallel) = (partition, time, memory, account, maxParallel)
+        }
+    }
+
+    public var experiment: String
+    /// The cells to compute, one array task each (task i computes `cells[i]`).
+    public var cells: [String]
+    /// The executable and the arguments that select this grid (config, overrides, --quick, --out).
+    public var executable: String
+    public var gridArguments: [String]
+    /// `inspect`, which merges.
+    public var inspect: String
+    /// The grid's results file and per-cell folder, as the grid arguments name them.
+    public var resultsPath: String
+    public var workingDirectory: String
+    public var resources: Resources
+    public var commit: String
+
+    /// `results/figure1.h5` → `results/figure1.slurm`.
+    public var folder: String { (resultsPath as NSString).deletingPathExtension + ".slurm" }
+    public var arrayScriptPath: String { folder + "/array.sbatch" }
+    public var mergeScriptPath: String { folder + "/merge.sbatch" }
+    public var recordPath: String { folder + "/submissions" }
+    public var logFolder: String { folder + "/logs" }
+    var cellFolder: String { CellFiles.folder(for: resultsPath) }
+
+    /// The sbatch lines the two jobs share.
+    private var sharedDirectives: [String] {
+        var lines = ["#SBATCH --chdir=\(workingDirectory)", "#SBATCH --ntasks=1", "#SBATCH --cpus-per-task=1"]
+        if let p = resources.partition { lines.append("#SBATCH --partition=\(p)") }
+        if let a = resources.account { lines.append("#SBATCH --account=\(a)") }
+        if let t = resources.time { lines.append("#SBATCH --time=\(t)") }
+        if let m = resources.memory { lines.append("#SBATCH --mem=\(m)") }
+        return lines
+    }
+
+    public var arrayScript: String {
+        let limit = resources.maxParallel.map { "%\($0)" } ?? ""
+        let command = ([executable] + gridArguments).map(shellQuoted).joined(separator: " ")
+        return """
+            #!/bin/bash
+            # \(experiment): one SLURM array task per cell still missing (\(cells.count) cells), written by
+            # `\(experiment) --submit slurm` on \(timestamp()) at commit \(commit).
+            # Task i computes the i-th cell of the list below into \(cellFolder)/<cell>.h5 (never the
+            # results file); \(mergeScriptPath) then folds them into \(resultsPath).
+            # Edit and submit by hand with: sbatch \(arrayScriptPath)
+            #SBATCH --job-name=\(experiment)
+            #SBATCH --array=0-\(cells.count - 1)\(limit)
+            #SBATCH --output=\(logFolder)/%A_%a.out
+            \(sharedDirectives.joined(separator: "\n"))
+            set -euo pipefail
+            # One core per task: OpenBLAS must not start a thread per core of the node.
+            export OPENBLAS_NUM_THREADS=1
+            cells=(
+            \(cells.map { "  " + $0 }.joined(separator: "\n"))
+            )
+            cell=${cells[$SLURM_ARRAY_TASK_ID]}
+            echo "\(experiment): task ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname): cell $cell"
+            exec \(command) --cell "$cell"
+
+            """
+    }
+
+    public var mergeScript: String {
+        let command = [inspect, "merge", cellFolder, "--into", resultsPath].map(shellQuoted).joined(separator: " ")
+        return """
+            #!/bin/bash
+            # \(experiment): folds the per-cell files of the array into the results file (submitted
+            # with --dependency=afterany on the array, so it also keeps what a partly failed array
+            # computed). Written by `\(experiment) --submit slurm` on \(timestamp()).
+            #SBATCH --job-name=\(experiment)-merge
+            #SBATCH --output=\(logFolder)/merge_%j.out
+            \(sharedDirectives.joined(separator: "\n"))
+            set -euo pipefail
+            exec \(command)
+
+            """
+    }
+
+    /// Writes both scripts (and the log and cell folders the jobs write into).
+    public func writeScripts() throws {
+        do {
+            for folder in [logFolder, cellFolder] { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+            try arrayScript.write(toFile: arrayScriptPath, atomically: true, encoding: .utf8)
+            try mergeScript.write(toFile: mergeScriptPath, atomically: true, encoding: .utf8)
+        } catch {
+            throw FileError("cannot write the sbatch scripts in \(folder): \(error.localizedDescription)")
+        }
+    }
+
+    /// The job ids of the last submission recorded in `submissions` (array, merge).
+    public func lastSubmission() -> [String] {
+        guard let text = try? String(contentsOfFile: recordPath, encoding: .utf8),
+              let line = text.split(separator: "\n").last else { return [] }
+        return line.split(separator: " ").compactMap { field in
+            for key in ["array=", "merge="] where field.hasPrefix(key) { return String(field.dropFirst(key.count)) }
+            return nil
+        }
+    }
+
+    /// Submits the array, then the merge job after it; records and returns their ids.
+    public func submit(using sbatch: String) throws -> (array: String, merge: String) {
+        let array = try Self.run(sbatch, ["--parsable", arrayScriptPath], what: "the array job")
+        let merge: String
+        do {
+            merge = try Self.run(sbatch, ["--parsable", "--dependency=afterany:\(array)", mergeScriptPath], what: "the merge job")
+        } catch {
+            try? record(array: array, merge: "none")
+            throw SubmissionError(description: "\(error); the array job \(array) was submitted: once it has ended, merge by hand with `\(inspect) merge \(cellFolder) --into \(resultsPath)`")
+        }
+        try record(array: array, merge: merge)
+        return (array, merge)
+    }
+
+    private func record(array: String, merge: String) throws {
+        let line = "\(timestamp()) array=\(array) merge=\(merge) cells=\(cells.count) commit=\(commit)\n"
+        if let handle = FileHandle(forWritingAtPath: recordPath) {
+            handle.seekToEndOfFile()
+            handle.write(Data(line.utf8))
+            handle.closeFile()
+        } else {
+            try line.write(toFile: recordPath, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Runs `tool` with `arguments`; returns its standard output's first field (`--parsable`
+    /// prints `id` or `id;cluster`), or throws with its standard error.
+    static func run(_ tool: String, _ arguments: [String], what: String) throws -> String {
+        let (status, output, errors) = try runProcess(tool, arguments)
+        let id = output.split(separator: "\n").first.map { String($0.split(separator: ";").first ?? "") } ?? ""
+        guard status == 0, !id.isEmpty else {
+            throw SubmissionError(description: "submitting \(what) failed: `\(([tool] + arguments).joined(separator: " "))` exited with status \(status): \(errors.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return id.trimmingCharacters(in: .whitespaces)
+    }
+
+    /// The ids among `jobs` that `squeue` still lists (queued or running); empty when squeue
+    /// knows none of them (or is not there to ask).
+    static func active(_ jobs: [String], squeue: String?) -> [String] {
+        guard let squeue, !jobs.isEmpty,
+              let (status, output, _) = try? runProcess(squeue, ["-h", "-j", jobs.joined(separator: ","), "-o", "%i"]),
+              status == 0 else { return [] }
+        return output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    struct SubmissionError: Error, CustomStringConvertible {
+        let description: String
+    }
+}
+
+/// `tool` found on PATH (nil when it is not there).
+public func executableOnPath(_ tool: String) -> String? {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+    for folder in path.split(separator: ":") {
+        let candidate = "\(folder)/\(tool)"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return nil
+}
+
+/// Runs a program to completion; its exit status, standard output and standard error.
+func runProcess(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: tool)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let output = out.fileHandleForReading.readDataToEndOfFile(), errors = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
+}
+
+/// `text` as one word for bash: as it is when it has only safe characters, else in single quotes.
+func shellQuoted(_ text: String) -> String {
+    let safe = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/:=+@%")
+    if !text.isEmpty, text.unicodeScalars.allSatisfy({ safe.contains($0) }) { return text }
+    return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
