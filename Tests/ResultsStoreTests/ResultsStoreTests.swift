@@ -211,3 +211,39 @@ func temporaryFolder() -> String {
         #expect(hdf5Version.hasPrefix("1."))
     }
 }
+
+@Suite struct Paths {
+    /// One-character paths included: Foundation's deletingLastPathComponent traps on them here.
+    @Test func parentFolders() {
+        let cases = ["r": "", ".": "", "r/f.h5": "r", "a/b/c": "a/b", "/x": "/", "/": "/", "a//b": "a", "results/": "", "x/y/": "x", "ab": ""]
+        for (path, folder) in cases { #expect(parentFolder(of: path) == folder, "\(path)") }
+    }
+}
+
+@Suite struct Copies {
+    /// A cell group copied from one file into another keeps its datasets and attributes.
+    @Test func groupCopiedBetweenFiles() throws {
+        let dir = temporaryFolder()
+        try ResultsFile.write(to: dir + "/a.h5") { root in
+            let cell = try root.createGroup("cells").createGroup("ssm_d2_seed0")
+            try cell.write("loss", doubles: [0.25], shape: [])
+            try cell.setAttribute("units", .string("nats"), on: "loss")
+            try cell.createGroup("checkpoint").write("w", ints: [1, 2, 3])
+            try cell.setAttribute("seed", .int(7))
+        }
+        try ResultsFile.write(to: dir + "/b.h5") { root in
+            try ResultsFile.read(at: dir + "/a.h5") { source in
+                try root.createGroup("cells").copy("ssm_d2_seed0", from: try source.group("cells"))
+                #expect(throws: ResultsStoreError.self) { try root.group("cells").copy("ssm_d2_seed0", from: try source.group("cells")) }
+                #expect(throws: ResultsStoreError.self) { try root.group("cells").copy("absent", from: try source.group("cells")) }
+            }
+        }
+        try ResultsFile.read(at: dir + "/b.h5") { root in
+            let cell = try root.group("cells").group("ssm_d2_seed0")
+            #expect(try cell.readDoubles("loss").values == [0.25])
+            #expect(try cell.attribute("units", on: "loss") == .string("nats"))
+            #expect(try cell.group("checkpoint").readInts("w").values == [1, 2, 3])
+            #expect(try cell.attribute("seed") == .int(7))
+        }
+    }
+}
