@@ -225,6 +225,65 @@ expect "the default config from another folder" 64 "the default config is relati
 packages=$(h5dump -a /swift_packages jobs2.h5 | grep -o 'swift-argument-parser [0-9.]*, Yams [0-9.]*')
 [ -n "$packages" ] && ok "results record the Swift packages ($packages)" || bad "no swift_packages attribute" "$(h5dump -A jobs2.h5 | head -40)"
 
-nothing_left "the whole run" "*.tmp-*" "*/*.tmp-*" ".*.cells"
+echo "cli: 17. cells one at a time, then merged (issue 16)"
+# precious.h5 holds tiny.yml's one cell; two.yml is the same config (same hash) with seeds 0 and 1.
+expect "--list-cells" 0 "" -- "$bin/figure1" --config two.yml --out precious.h5 --list-cells
+[ "$(grep -v '^figure1:' <<<"$out")" = "ssm_d2_seed1" ] && ok "--list-cells prints the one missing cell" || bad "--list-cells output" "$out"
+expect "--cell of a cell in the results file" 0 "already computed" -- "$bin/figure1" --config two.yml --out precious.h5 --cell ssm_d2_seed0
+expect "--cell not in the grid" 64 "--list-cells prints" -- "$bin/figure1" --config two.yml --out precious.h5 --cell ssm_d2_seed7
+expect "--cell with --jobs 2" 64 "--jobs" -- "$bin/figure1" --config two.yml --out precious.h5 --cell ssm_d2_seed1 --jobs 2
+expect "--cell with --list-cells" 64 "cannot be combined" -- "$bin/figure1" --config two.yml --out precious.h5 --cell ssm_d2_seed1 --list-cells
+nothing_left "refused --cell" precious.cells
+expect "--cell" 0 "written to precious.cells/ssm_d2_seed1.h5" -- "$bin/figure1" --config two.yml --out precious.h5 --cell ssm_d2_seed1
+unchanged "--cell never writes the results file" precious.h5 "$grid_sum"
+expect "--list-cells, all computed" 0 "0 of 2 cells" -- "$bin/figure1" --config two.yml --out precious.h5 --list-cells
+expect "--cell again" 0 "already computed" -- "$bin/figure1" --config two.yml --out precious.h5 --cell ssm_d2_seed1
+cp precious.h5 merged.h5
+expect "inspect merge" 0 "1 new cell(s)" -- "$bin/inspect" merge precious.cells --into merged.h5
+merged_sum=$(sum merged.h5)
+expect "inspect merge again" 0 "merged.h5 unchanged" -- "$bin/inspect" merge precious.cells --into merged.h5
+unchanged "a second merge" merged.h5 "$merged_sum"
+expect "merged = --jobs 2, bit for bit" 0 "2 cell(s) in both" -- "$bin/inspect" compare merged.h5 jobs2.h5
+expect "inspect compare, a difference" 1 "ssm_d2_seed1: only in" -- "$bin/inspect" compare precious.h5 merged.h5
+mkdir bad.cells && head -c 2000 precious.cells/ssm_d2_seed1.h5 > bad.cells/ssm_d2_seed1.h5
+cp precious.h5 target.h5; target_sum=$(sum target.h5)
+expect "merge of a truncated per-cell file" 64 "bad.cells/ssm_d2_seed1.h5 cannot be read" -- "$bin/inspect" merge bad.cells --into target.h5
+unchanged "a refused merge" target.h5 "$target_sum"
+expect "merge of a folder that is not there" 64 "does not exist" -- "$bin/inspect" merge nowhere.cells --into target.h5
+
+echo "cli: 18. --submit slurm: checked first, scripts on --dry-run, sbatch run as documented"
+mkdir empty fake
+expect "--submit without sbatch on PATH" 64 "sbatch is not on PATH" -- env PATH="$work/empty" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm
+nothing_left "--submit without sbatch" sub.h5 sub.slurm sub.cells
+expect "a SLURM flag without --submit" 64 "only apply with --submit" -- "$bin/figure1" --config two.yml --out sub.h5 --partition short
+expect "--submit --time 1h" 64 "not a SLURM time" -- "$bin/figure1" --config two.yml --out sub.h5 --submit slurm --time 1h
+expect "--submit --dry-run" 0 "#SBATCH --array=0-1%1" -- env PATH="$work/empty" "$bin/figure1" --config two.yml --out dry.h5 --submit slurm --dry-run --max-parallel 1
+[ -f dry.slurm/array.sbatch ] && [ -f dry.slurm/merge.sbatch ] && [ ! -e dry.h5 ] && [ ! -e dry.slurm/submissions ] \
+  && ok "--dry-run wrote the two scripts, submitted nothing" || bad "--dry-run files" "$(ls -R dry.* 2>&1)"
+# A stand-in sbatch (prints job ids 101, 102, …; logs its arguments) and squeue (lists the jobs in fake/queued).
+cat > fake/sbatch <<'EOS'
+#!/bin/bash
+echo "$@" >> "$(dirname "$0")/sbatch.log"
+n=$(( $(cat "$(dirname "$0")/next" 2>/dev/null || echo 101) ))
+echo $((n + 1)) > "$(dirname "$0")/next"
+echo "$n;cluster1"
+EOS
+cat > fake/squeue <<'EOS'
+#!/bin/bash
+cat "$(dirname "$0")/queued" 2>/dev/null
+EOS
+chmod +x fake/sbatch fake/squeue
+expect "--submit slurm" 0 "submitted array job 101 (2 tasks" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm --partition short --time 30
+calls=$(cat fake/sbatch.log)
+if [ "$(sed -n 1p <<<"$calls")" = "--parsable sub.slurm/array.sbatch" ] && [ "$(sed -n 2p <<<"$calls")" = "--parsable --dependency=afterany:101 sub.slurm/merge.sbatch" ] \
+   && grep -q "^#SBATCH --partition=short$" sub.slurm/array.sbatch && grep -q "array=101 merge=102 cells=2" sub.slurm/submissions && [ -f sub.h5 ]
+then ok "sbatch: the array, then the merge after it; recorded in sub.slurm/submissions"; else bad "sbatch calls" "$calls"$'\n'"$(cat sub.slurm/submissions 2>&1)"; fi
+echo 102 > fake/queued
+expect "--submit while the last submission is queued" 64 "still queued or running (jobs 102" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm
+rm fake/queued
+printf '#!/bin/bash\necho "sbatch: error: invalid partition specified: nope" >&2\nexit 1\n' > fake/sbatch
+expect "sbatch refuses" 1 "invalid partition specified: nope" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm --partition nope
+
+nothing_left "the whole run" "*.tmp-*" "*/*.tmp-*" ".*.cells" "*.cells/*.tmp-*"
 echo "cli: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
