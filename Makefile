@@ -8,13 +8,14 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check figure1 figure2 figure3 figure4 table1 cp-noise all plots bench bench-baseline bench-core clean
+.PHONY: help deps build test check slurm-check figure1 figure2 figure3 figure4 table1 cp-noise all plots bench bench-baseline bench-core clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
 	@echo "make build       release build of every target"
 	@echo "make test        deps, then the full test suite (swift test, then Tests/cli/hardening.sh on the executables)"
 	@echo "make check       quick grids of figure1, table1, figure2, figure3 against experiments/thresholds.yml"
+	@echo "make slurm-check figure1's quick grid through a single-node SLURM started here (root; installs slurm-wlm, munge): merged = local, a cancelled task resubmitted"
 	@echo "make figure1     full figure 1 -> results/figure1.h5, results/figure1.png|pdf"
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make figure3     beyond the paper: methods across targets -> results/figure3.h5, results/figure3.md, results/figure3.png|pdf"
@@ -63,6 +64,12 @@ check: build
 	$(BIN)/figure2 --quick
 	$(BIN)/figure3 --quick --jobs $(JOBS)
 	$(BIN)/inspect check --thresholds experiments/thresholds.yml --results results/quick
+
+# Issue 16: the cluster path on a real SLURM (experiments/slurm/local-cluster.sh, one node, this
+# machine): figure1 --quick --submit slurm against a local --jobs 2 run, bit for bit, then a
+# cancelled array task resubmitted. Scratch in results/slurm-check/.
+slurm-check: build
+	bash experiments/slurm/check.sh $(BIN)
 
 figure1: build $(PYTHON)
 	$(BIN)/figure1 --jobs $(JOBS)

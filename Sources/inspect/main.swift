@@ -121,12 +121,15 @@ struct Compare: ParsableCommand {
     @Argument(help: "Another results file.")
     var second: String
 
+    @Flag(help: "Only require FIRST's cells to be in SECOND with the same metrics (SECOND may hold more).")
+    var subset = false
+
     func run() throws {
         let a = try readingUserFile { try CellRecord.all(in: first) }, b = try readingUserFile { try CellRecord.all(in: second) }
         let byName = Dictionary(uniqueKeysWithValues: b.map { ($0.name, $0) })
         var problems: [String] = []
         let onlyFirst = Set(a.map(\.name)).subtracting(byName.keys).sorted(), onlySecond = Set(byName.keys).subtracting(a.map(\.name)).sorted()
-        problems += onlyFirst.map { "\($0): only in \(first)" } + onlySecond.map { "\($0): only in \(second)" }
+        problems += onlyFirst.map { "\($0): only in \(first)" } + (subset ? [] : onlySecond.map { "\($0): only in \(second)" })
         var equalMetrics = 0
         for record in a.sorted(by: { $0.name < $1.name }) {
             guard let other = byName[record.name] else { continue }
