@@ -59,22 +59,24 @@ public struct CellFiles {
     /// the grid's order. The results file, when it exists, must hold this grid's experiment under
     /// its config hash.
     public func missing(_ cells: [Cell]) throws -> [Cell] {
-        var done: Set<String> = []
-        if FileManager.default.fileExists(atPath: resultsPath) {
-            try ResultsGrid.checkCompatible(resultsPath, experiment: experiment, configHash: configHash)
-            done = try ResultsFile.read(at: resultsPath) { root in
-                root.contains("cells") ? Set(try root.group("cells").childNames()) : []
-            }
-        }
+        let done = try cellsInResultsFile()
         return cells.filter { !done.contains($0.name) && state(of: $0.name) != .computed }
     }
 
     /// The files in the folder whose cell is not in the results file yet (nothing when the folder
     /// is missing): what a merge would add.
     public func unmerged() throws -> [String] {
-        let inFile: Set<String> = FileManager.default.fileExists(atPath: resultsPath)
-            ? try ResultsFile.read(at: resultsPath) { root in root.contains("cells") ? Set(try root.group("cells").childNames()) : [] }
-            : []
-        return CellMerge.sourceFiles(in: folder).filter { !inFile.contains((($0 as NSString).lastPathComponent as NSString).deletingPathExtension) }
+        let done = try cellsInResultsFile()
+        return CellMerge.sourceFiles(in: folder).filter { !done.contains((($0 as NSString).lastPathComponent as NSString).deletingPathExtension) }
+    }
+
+    /// The cells in the results file (none when it does not exist), which must hold this grid's
+    /// experiment under its config hash.
+    private func cellsInResultsFile() throws -> Set<String> {
+        guard FileManager.default.fileExists(atPath: resultsPath) else { return [] }
+        try ResultsGrid.checkCompatible(resultsPath, experiment: experiment, configHash: configHash)
+        return try ResultsFile.read(at: resultsPath) { root in
+            root.contains("cells") ? Set(try root.group("cells").childNames()) : []
+        }
     }
 }

@@ -282,6 +282,7 @@ echo 102 > fake/queued
 expect "--submit while the last submission is queued" 64 "still queued or running (jobs 102" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm
 rm fake/queued
 printf '#!/bin/bash\necho "sbatch: error: invalid partition specified: nope" >&2\nexit 1\n' > fake/sbatch
+expect "figure2 stays local (it times iterations)" 64 "Unknown option '--submit'" -- "$bin/figure2" --config two.yml --out f2.h5 --submit slurm
 expect "sbatch refuses" 1 "invalid partition specified: nope" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm --partition nope
 
 nothing_left "the whole run" "*.tmp-*" "*/*.tmp-*" ".*.cells" "*.cells/*.tmp-*"
