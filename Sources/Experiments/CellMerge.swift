@@ -81,7 +81,11 @@ public enum CellMerge {
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isFolder) else {
             throw FileError("\(source) does not exist (name the folder of per-cell files, e.g. results/figure1.cells, or a results file)")
         }
-        let files = isFolder.boolValue ? sourceFiles(in: source) : [source]
+        return try merge(files: isFolder.boolValue ? sourceFiles(in: source) : [source], into: destination)
+    }
+
+    /// Merges the results files `files` into the results file at `destination`.
+    public static func merge(files: [String], into destination: String) throws -> Report {
         var report = Report(sources: files)
         guard !files.isEmpty else { return report }
         try OutputCheck.checkWritable(destination)

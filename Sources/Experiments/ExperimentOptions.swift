@@ -86,6 +86,19 @@ public struct ExperimentOptions: ParsableArguments {
     }
 }
 
+extension ExperimentOptions {
+    /// Cells computed one at a time (`--cell`, a SLURM array) under this grid's config but not
+    /// merged yet are merged before a local run (not one with --fresh), so it does not compute them again. Per-cell files
+    /// of another config are left alone (they are computed again here, and refused by a merge).
+    func mergeCellFiles(of out: String, experiment: String, configHash: String) throws {
+        let files = CellFiles(resultsPath: out, experiment: experiment, configHash: configHash)
+        let ready = try files.unmerged().filter { files.state(of: (($0 as NSString).lastPathComponent as NSString).deletingPathExtension) == .computed }
+        guard !ready.isEmpty else { return }
+        let report = try CellMerge.merge(files: ready, into: out)
+        log("\(experiment): merged \(report.added.count) cell(s) computed one at a time (\(files.folder)/) into \(out) first; they are not computed again")
+    }
+}
+
 /// What an experiment executable reads back after running its grid: the effective config, the
 /// results file, this grid's finished cells and the series in legend order.
 public struct FinishedGrid {
@@ -112,6 +125,7 @@ extension ExperimentOptions {
         try OutputCheck.prepareFolder(of: out)
         // The file records the config file's whole grid; --dims/--methods/--seeds run part of it.
         let grid = try ResultsGrid(path: out, experiment: experiment, config: fileConfig, configText: text, fresh: fresh)
+        if !fresh { try mergeCellFiles(of: out, experiment: experiment, configHash: fileConfig.hash) }
         let left = cells.count - (try grid.finishedCells()).intersection(cells.map(\.name)).count
         let processes = max(1, min(jobs, left))
         if processes < jobs { log("\(experiment): --jobs \(jobs) but only \(left) cell(s) left to compute; starting \(processes) process(es)") }

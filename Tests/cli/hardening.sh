@@ -245,6 +245,10 @@ expect "inspect merge again" 0 "merged.h5 unchanged" -- "$bin/inspect" merge pre
 unchanged "a second merge" merged.h5 "$merged_sum"
 expect "merged = --jobs 2, bit for bit" 0 "2 cell(s) in both" -- "$bin/inspect" compare merged.h5 jobs2.h5
 expect "inspect compare, a difference" 1 "ssm_d2_seed1: only in" -- "$bin/inspect" compare precious.h5 merged.h5
+cp precious.h5 resume.h5 && mkdir resume.cells && cp precious.cells/ssm_d2_seed1.h5 resume.cells/
+expect "a local run merges per-cell files first" 0 "merged 1 cell(s) computed one at a time" -- "$bin/figure1" --config two.yml --out resume.h5
+if grep -q "ssm D=2 seed=1\] train" <<<"$out"; then bad "a local run after --cell: computed the cell again" "$out"; else ok "a local run after --cell: nothing computed again"; fi
+expect "merged locally = --jobs 2" 0 "2 cell(s) in both" -- "$bin/inspect" compare resume.h5 jobs2.h5
 mkdir bad.cells && head -c 2000 precious.cells/ssm_d2_seed1.h5 > bad.cells/ssm_d2_seed1.h5
 cp precious.h5 target.h5; target_sum=$(sum target.h5)
 expect "merge of a truncated per-cell file" 64 "bad.cells/ssm_d2_seed1.h5 cannot be read" -- "$bin/inspect" merge bad.cells --into target.h5
