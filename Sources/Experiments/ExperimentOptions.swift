@@ -149,3 +149,33 @@ extension ExperimentOptions {
                             seriesOrder: uniqued(cells.map(\.series)))
     }
 }
+
+/// The output options of the executables that write one run to one file (train-dkef, sample):
+/// an existing file is only replaced with --fresh, and then kept as `<out>.<time>.bak`.
+public struct SingleRunOutput: ParsableArguments {
+    @Option(help: "HDF5 file to write when the run succeeds; its folder is created if missing.")
+    public var out: String
+
+    @Flag(help: "Replace an existing --out file (the old one is kept as <out>.<time>.bak).")
+    public var fresh = false
+
+    public init() {}
+
+    /// Before any compute: the file can be written, and an existing one is replaced only with
+    /// --fresh. Creates the folder when it is missing.
+    public func check() throws {
+        try OutputCheck.check(out, replacing: fresh)
+        if FileManager.default.fileExists(atPath: out) && !fresh {
+            let holds = (try? ResultsGrid.experiment(of: out)).map { "\($0) results" } ?? "a results file"
+            throw FileError("\(out) exists (it holds \(holds)); rerun with --fresh to replace it (the old file is kept as \(out).<time>.bak), or choose another --out")
+        }
+        try OutputCheck.prepareFolder(of: out)
+    }
+
+    /// Writes the file atomically, keeping an old one as a backup (and saying so).
+    public func write(_ body: (ResultsGroup) throws -> Void) throws {
+        let backup = FileManager.default.fileExists(atPath: out) ? OutputCheck.backupName(for: out) : nil
+        try ResultsFile.write(to: out, keepingOldAs: backup, body)
+        if let backup { log("kept the old \(out) as \(backup)") }
+    }
+}

@@ -54,11 +54,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Seed of the starting points and of every draw.")
     var seed: UInt64 = 0
 
-    @Option(help: "HDF5 file to write.")
-    var out: String
-
-    @Flag(help: "Replace an existing --out file (the old one is kept as <out>.<time>.bak).")
-    var fresh = false
+    @OptionGroup var output: SingleRunOutput
 
     var settings: SamplerSettings { SamplerSettings(stepSize: stepSize, steps: steps, burnIn: burnIn, thinning: thinning, chains: chains) }
 
@@ -101,12 +97,8 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
-        try OutputCheck.check(out, replacing: fresh)
-        if FileManager.default.fileExists(atPath: out) && !fresh {
-            throw FileError("\(out) exists; rerun with --fresh to replace it (the old file is kept as \(out).<time>.bak), or choose another --out")
-        }
         let (model, alpha, source) = try load()
-        try OutputCheck.prepareFolder(of: out)
+        try output.check()
         selectOpenBLASCore()
         // One BLAS thread unless OPENBLAS_NUM_THREADS says otherwise: the chains' matrices
         // ([chains, M] kernels) are small, and a second thread spins against anything else
@@ -120,8 +112,7 @@ struct Sample: ParsableCommand {
         let began = Date()
         let result = try chosen.run(model.density(alpha: alpha), from: start, using: stream)
         let seconds = Date().timeIntervalSince(began)
-        let backup = FileManager.default.fileExists(atPath: out) ? OutputCheck.backupName(for: out) : nil
-        try ResultsFile.write(to: out, keepingOldAs: backup) { root in
+        try output.write { root in
             try root.setAttribute("experiment", .string("sample"))
             try provenance.write(to: root)
             try root.setAttribute("checkpoint_file", .string(checkpoint))
@@ -137,8 +128,7 @@ struct Sample: ParsableCommand {
             if let rate = result.acceptanceRate { try root.setAttribute("acceptance_rate", .double(rate)) }
             try root.write("samples", doubles: result.samples.scalars, shape: result.samples.shape)
         }
-        if let backup { log("kept the old \(out) as \(backup)") }
-        print("\(sampler): \(result.samples.shape[0]) samples of D = \(model.configuration.dimension) from \(checkpoint)\(source) into \(out)"
+        print("\(sampler): \(result.samples.shape[0]) samples of D = \(model.configuration.dimension) from \(checkpoint)\(source) into \(output.out)"
               + (result.acceptanceRate.map { String(format: "; acceptance %.3f", $0) } ?? "") + String(format: "; %.1f s", seconds))
     }
 }

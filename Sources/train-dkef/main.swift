@@ -54,11 +54,7 @@ struct TrainDKEF: ParsableCommand {
     @Option(help: "Importance samples for log Z.")
     var importanceSamples: Int = 1_000_000
 
-    @Option(help: "HDF5 file to write when the run succeeds; its folder is created if missing.")
-    var out: String
-
-    @Flag(help: "Replace an existing --out file (the old one is kept as <out>.<time>.bak).")
-    var fresh = false
+    @OptionGroup var output: SingleRunOutput
 
     static func main() { mainWithExitCodes() }
 
@@ -89,12 +85,7 @@ struct TrainDKEF: ParsableCommand {
     func run() throws {
         // Everything the run needs is checked before the first second of compute.
         try MemoryCheck.require(settings.minimumMemoryBytes(for: dkefConfiguration), for: "train-dkef at D = \(dimension)")
-        try OutputCheck.check(out, replacing: fresh)
-        if FileManager.default.fileExists(atPath: out) && !fresh {
-            let holds = (try? ResultsGrid.experiment(of: out)).map { "\($0) results" } ?? "a results file"
-            throw FileError("\(out) exists (it holds \(holds)); rerun with --fresh to replace it (the old file is kept as \(out).<time>.bak), or choose another --out")
-        }
-        try OutputCheck.prepareFolder(of: out)
+        try output.check()
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         let provenance = Provenance.current()
@@ -105,8 +96,7 @@ struct TrainDKEF: ParsableCommand {
         let start = Date()
         let result = try trainer.run()
         let wall = Date().timeIntervalSince(start)
-        let backup = FileManager.default.fileExists(atPath: out) ? OutputCheck.backupName(for: out) : nil
-        try ResultsFile.write(to: out, keepingOldAs: backup) { root in
+        try output.write { root in
             try root.setAttribute("experiment", .string("train-dkef"))
             try provenance.write(to: root)
             try root.setAttribute("method", .string(method))
@@ -132,7 +122,6 @@ struct TrainDKEF: ParsableCommand {
             try root.write("iteration_seconds", doubles: result.iterationSeconds)
             try DKEFCheckpoint.write(result.model, alpha: result.alpha, system: result.system, to: root.createGroup("checkpoint"))
         }
-        if let backup { log("kept the old \(out) as \(backup)") }
         let stage = { (name: String) in result.stageSeconds[name] ?? .nan }
         let iteration = result.iterationSeconds.isEmpty ? "no training iterations"
             : String(format: "median iteration %.3f s", median(result.iterationSeconds))
