@@ -176,23 +176,33 @@ extension ExperimentOptions {
                 ". \(unmerged.count) per-cell file(s) are not merged yet: \(inspect) merge \(files.folder) --into \(out)"))
             return
         }
+        if let size = SlurmSubmission.maxArraySize(scontrol: executableOnPath("scontrol")) { submission.maxArraySize = size }
         try submission.writeScripts()
         let limit = cluster.maxParallel.map { ", at most \($0) at once" } ?? ""
+        let split = submission.arrays.count > 1
+            ? " in \(submission.arrays.count) arrays of at most \(submission.maxArraySize) (the cluster's MaxArraySize)" + (cluster.maxParallel != nil ? ", each after the one before" : "")
+            : ""
         if cluster.dryRun {
             print(submission.arrayScript)
             print(submission.mergeScript)
+            let arrays = submission.arrayArguments.enumerated().map { i, arguments in
+                let chained = cluster.maxParallel != nil && i > 0 ? " --dependency=afterany:$a\(i)" : ""
+                return "  a\(i + 1)=$(sbatch \(arguments[0])\(chained) \(arguments.dropFirst().joined(separator: " ")))"
+            }
+            let all = (1...submission.arrays.count).map { "$a\($0)" }.joined(separator: ":")
             log("""
-                \(experiment): dry run: wrote \(submission.arrayScriptPath) (\(submission.cells.count) tasks\(limit)) and \(submission.mergeScriptPath); nothing was submitted. To submit them by hand:
-                  array=$(sbatch --parsable \(submission.arrayScriptPath))
-                  sbatch --dependency=afterany:$array \(submission.mergeScriptPath)
+                \(experiment): dry run: wrote \(submission.arrayScriptPath) (\(submission.cells.count) tasks\(limit)\(split)) and \(submission.mergeScriptPath); nothing was submitted. To submit them by hand:
+                \(arrays.joined(separator: "\n"))
+                  sbatch --dependency=afterany:\(all) \(submission.mergeScriptPath)
                 """)
             return
         }
-        let (array, merge) = try submission.submit(using: sbatch!)
+        let (arrays, merge) = try submission.submit(using: sbatch!)
+        let ids = arrays.joined(separator: ",")
         log("""
-            \(experiment): submitted array job \(array) (\(submission.cells.count) tasks\(limit), one per missing cell; script \(submission.arrayScriptPath)) and merge job \(merge) (after the array, however it ends)
-              watch:   squeue -j \(array),\(merge)
-              after:   sacct -j \(array),\(merge) --format=JobID,JobName,State,Elapsed,ExitCode   (needs SLURM accounting)
+            \(experiment): submitted array job\(arrays.count > 1 ? "s" : "") \(arrays.joined(separator: ", ")) (\(submission.cells.count) tasks\(limit)\(split), one per missing cell; script \(submission.arrayScriptPath)) and merge job \(merge) (after the array\(arrays.count > 1 ? "s" : ""), however \(arrays.count > 1 ? "they end" : "it ends"))
+              watch:   squeue -j \(ids),\(merge)
+              after:   sacct -j \(ids),\(merge) --format=JobID,JobName,State,Elapsed,ExitCode   (needs SLURM accounting)
               logs:    \(submission.logFolder)/
               results: \(files.folder)/<cell>.h5 per task, merged into \(out) by job \(merge); rerun this command to submit any cell still missing
             """)

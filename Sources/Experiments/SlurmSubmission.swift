@@ -7,6 +7,9 @@ import Foundation
 ///
 /// The array script lists its cells itself: SLURM keeps a copy of a script when it is submitted,
 /// so a later `--submit` (which rewrites the file) cannot change what a queued task computes.
+/// A grid with more cells than the cluster's `MaxArraySize` is submitted as several arrays of the
+/// one script (`--array` on the command line, `SSM_TASK_OFFSET` saying where each starts); with
+/// `--max-parallel` each array waits for the one before it, so the limit holds for the grid.
 public struct SlurmSubmission {
     /// The sbatch options the user passed through (`--partition`, `--time`, `--mem`, `--account`)
     /// and the array's `%` limit (`--max-parallel`).
@@ -34,6 +37,8 @@ public struct SlurmSubmission {
     public var workingDirectory: String
     public var resources: Resources
     public var commit: String
+    /// The most tasks one array may have (the cluster's MaxArraySize: indices 0 … MaxArraySize − 1).
+    public var maxArraySize = 1001
 
     /// `results/figure1.h5` → `results/figure1.slurm`.
     public var folder: String { (resultsPath as NSString).deletingPathExtension + ".slurm" }
@@ -64,7 +69,7 @@ public struct SlurmSubmission {
             # results file); \(mergeScriptPath) then folds them into \(resultsPath).
             # Edit and submit by hand with: sbatch \(arrayScriptPath)
             #SBATCH --job-name=\(experiment)
-            #SBATCH --array=0-\(cells.count - 1)\(limit)
+            #SBATCH --array=0-\(min(cells.count, maxArraySize) - 1)\(limit)
             #SBATCH --output=\(logFolder)/%A_%a.out
             \(sharedDirectives.joined(separator: "\n"))
             set -euo pipefail
@@ -73,7 +78,8 @@ public struct SlurmSubmission {
             cells=(
             \(cells.map { "  " + $0 }.joined(separator: "\n"))
             )
-            cell=${cells[$SLURM_ARRAY_TASK_ID]}
+            # SSM_TASK_OFFSET: where this array starts in the list, when the grid is split into several.
+            cell=${cells[$(( ${SSM_TASK_OFFSET:-0} + SLURM_ARRAY_TASK_ID ))]}
             echo "\(experiment): task ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname): cell $cell"
             exec \(command) --cell "$cell"
 
@@ -107,32 +113,57 @@ public struct SlurmSubmission {
         }
     }
 
-    /// The job ids of the last submission recorded in `submissions` (array, merge).
+    /// The job ids of the last submission recorded in `submissions` (its arrays, then its merge).
     public func lastSubmission() -> [String] {
         guard let text = try? String(contentsOfFile: recordPath, encoding: .utf8),
               let line = text.split(separator: "\n").last else { return [] }
-        return line.split(separator: " ").compactMap { field in
-            for key in ["array=", "merge="] where field.hasPrefix(key) { return String(field.dropFirst(key.count)) }
-            return nil
+        return line.split(separator: " ").flatMap { field -> [String] in
+            for key in ["array=", "merge="] where field.hasPrefix(key) {
+                return field.dropFirst(key.count).split(separator: ",").map(String.init).filter { $0 != "none" }
+            }
+            return []
         }
     }
 
-    /// Submits the array, then the merge job after it; records and returns their ids.
-    public func submit(using sbatch: String) throws -> (array: String, merge: String) {
-        let array = try Self.run(sbatch, ["--parsable", arrayScriptPath], what: "the array job")
+    /// The arrays' task ranges: (offset into `cells`, tasks), each at most `maxArraySize` tasks.
+    public var arrays: [(offset: Int, count: Int)] {
+        stride(from: 0, to: cells.count, by: max(maxArraySize, 1)).map { ($0, min(maxArraySize, cells.count - $0)) }
+    }
+
+    /// The sbatch arguments of each array, in order.
+    public var arrayArguments: [[String]] {
+        guard arrays.count > 1 else { return [["--parsable", arrayScriptPath]] }
+        let limit = resources.maxParallel.map { "%\($0)" } ?? ""
+        return arrays.map { ["--parsable", "--array=0-\($0.count - 1)\(limit)", "--export=ALL,SSM_TASK_OFFSET=\($0.offset)", arrayScriptPath] }
+    }
+
+    /// Submits the arrays (with --max-parallel, each after the one before), then the merge job
+    /// after all of them; records and returns their ids.
+    public func submit(using sbatch: String) throws -> (arrays: [String], merge: String) {
+        var ids: [String] = []
+        do {
+            for arguments in arrayArguments {
+                let chained = resources.maxParallel != nil && !ids.isEmpty ? ["--dependency=afterany:\(ids.last!)"] : []
+                ids.append(try Self.run(sbatch, [arguments[0]] + chained + arguments.dropFirst(), what: "array job \(ids.count + 1) of \(arrays.count)"))
+            }
+        } catch {
+            if !ids.isEmpty { try? record(arrays: ids, merge: "none") }
+            let submitted = ids.isEmpty ? "nothing was submitted" : "array job(s) \(ids.joined(separator: ", ")) were submitted: scancel them, or merge by hand once they have ended (`\(inspect) merge \(cellFolder) --into \(resultsPath)`)"
+            throw SubmissionError(description: "\(error); \(submitted)")
+        }
         let merge: String
         do {
-            merge = try Self.run(sbatch, ["--parsable", "--dependency=afterany:\(array)", mergeScriptPath], what: "the merge job")
+            merge = try Self.run(sbatch, ["--parsable", "--dependency=afterany:" + ids.joined(separator: ":"), mergeScriptPath], what: "the merge job")
         } catch {
-            try? record(array: array, merge: "none")
-            throw SubmissionError(description: "\(error); the array job \(array) was submitted: once it has ended, merge by hand with `\(inspect) merge \(cellFolder) --into \(resultsPath)`")
+            try? record(arrays: ids, merge: "none")
+            throw SubmissionError(description: "\(error); the array job(s) \(ids.joined(separator: ", ")) were submitted: once they have ended, merge by hand with `\(inspect) merge \(cellFolder) --into \(resultsPath)`")
         }
-        try record(array: array, merge: merge)
-        return (array, merge)
+        try record(arrays: ids, merge: merge)
+        return (ids, merge)
     }
 
-    private func record(array: String, merge: String) throws {
-        let line = "\(timestamp()) array=\(array) merge=\(merge) cells=\(cells.count) commit=\(commit)\n"
+    private func record(arrays: [String], merge: String) throws {
+        let line = "\(timestamp()) array=\(arrays.joined(separator: ",")) merge=\(merge) cells=\(cells.count) commit=\(commit)\n"
         if let handle = FileHandle(forWritingAtPath: recordPath) {
             handle.seekToEndOfFile()
             handle.write(Data(line.utf8))
@@ -140,6 +171,14 @@ public struct SlurmSubmission {
         } else {
             try line.write(toFile: recordPath, atomically: true, encoding: .utf8)
         }
+    }
+
+    /// The cluster's MaxArraySize as `scontrol show config` reports it (nil when it cannot say).
+    static func maxArraySize(scontrol: String?) -> Int? {
+        guard let scontrol, let (status, output, _) = try? runProcess(scontrol, ["show", "config"]), status == 0,
+              let line = output.split(separator: "\n").first(where: { $0.hasPrefix("MaxArraySize") }),
+              let value = line.split(separator: "=").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), value > 0 else { return nil }
+        return value
     }
 
     /// Runs `tool` with `arguments`; returns its standard output's first field (`--parsable`

@@ -182,6 +182,43 @@ func checksum(_ path: String) throws -> String {
         #expect(merge.contains("#SBATCH --job-name=figure1-merge"))
     }
 
+    /// More cells than MaxArraySize: several arrays of the one script, each told its offset; task
+    /// i of the array at offset k computes cell k + i (run with bash), so every cell is one task.
+    @Test func largeGridsAreSplitIntoArrays() throws {
+        let cells = (0..<5).map { "ssm_d4_seed\($0)" }
+        var s = submission(cells, resources: .init(maxParallel: 3))
+        s.maxArraySize = 2
+        #expect(s.arrays.map(\.offset) == [0, 2, 4] && s.arrays.map(\.count) == [2, 2, 1])
+        #expect(s.arrayArguments == [["--parsable", "--array=0-1%3", "--export=ALL,SSM_TASK_OFFSET=0", s.arrayScriptPath],
+                                     ["--parsable", "--array=0-1%3", "--export=ALL,SSM_TASK_OFFSET=2", s.arrayScriptPath],
+                                     ["--parsable", "--array=0-0%3", "--export=ALL,SSM_TASK_OFFSET=4", s.arrayScriptPath]])
+        #expect(s.arrayScript.contains("#SBATCH --array=0-1%3\n"))
+        let path = folder() + "/array.sbatch"
+        try s.arrayScript.write(toFile: path, atomically: true, encoding: .utf8)
+        var computed: [String] = []
+        for array in s.arrays {
+            for task in 0..<array.count {
+                let (status, output, _) = try runProcess("/usr/bin/env", ["SSM_TASK_OFFSET=\(array.offset)", "SLURM_ARRAY_TASK_ID=\(task)", "SLURM_ARRAY_JOB_ID=7", "bash", path])
+                #expect(status == 0)
+                computed.append(String(output.split(separator: " ").last!.dropLast()))
+            }
+        }
+        #expect(computed == cells)
+        s.maxArraySize = 5
+        #expect(s.arrays.count == 1 && s.arrayArguments == [["--parsable", s.arrayScriptPath]])
+    }
+
+    /// MaxArraySize as `scontrol show config` prints it (a stand-in scontrol here).
+    @Test func maxArraySizeIsReadFromTheCluster() throws {
+        let dir = folder()
+        let scontrol = dir + "/scontrol"
+        try "#!/bin/bash\necho 'MaxArraySize            = 40'\necho 'MaxJobCount             = 10000'\n".write(toFile: scontrol, atomically: true, encoding: .utf8)
+        chmod(scontrol, 0o755)
+        #expect(SlurmSubmission.maxArraySize(scontrol: scontrol) == 40)
+        #expect(SlurmSubmission.maxArraySize(scontrol: nil) == nil)
+        #expect(SlurmSubmission.maxArraySize(scontrol: "/bin/false") == nil)
+    }
+
     @Test func resourcesBecomeDirectives() {
         let resources = SlurmSubmission.Resources(partition: "short,long", time: "1-02:00:00", memory: "4G", account: "proj-42", maxParallel: 8)
         for script in [submission(["a", "b"], resources: resources).arrayScript, submission(["a", "b"], resources: resources).mergeScript] {
@@ -207,13 +244,13 @@ func checksum(_ path: String) throws -> String {
         var s = submission(["a"])
         s.resultsPath = dir + "/figure1.h5"
         try FileManager.default.createDirectory(atPath: s.folder, withIntermediateDirectories: true)
-        try "2026-01-01T00:00:00Z array=12 merge=13 cells=4 commit=x\n2026-01-02T00:00:00Z array=20 merge=21 cells=1 commit=y\n"
+        try "2026-01-01T00:00:00Z array=12 merge=13 cells=4 commit=x\n2026-01-02T00:00:00Z array=20,22 merge=23 cells=1 commit=y\n"
             .write(toFile: s.recordPath, atomically: true, encoding: .utf8)
-        #expect(s.lastSubmission() == ["20", "21"])
+        #expect(s.lastSubmission() == ["20", "22", "23"])
         let squeue = dir + "/squeue"
-        try "#!/bin/bash\n[ \"$3\" = 20,21 ] && echo 21\n".write(toFile: squeue, atomically: true, encoding: .utf8)
+        try "#!/bin/bash\n[ \"$3\" = 20,22,23 ] && echo 23\n".write(toFile: squeue, atomically: true, encoding: .utf8)
         chmod(squeue, 0o755)
-        #expect(SlurmSubmission.active(s.lastSubmission(), squeue: squeue) == ["21"])
+        #expect(SlurmSubmission.active(s.lastSubmission(), squeue: squeue) == ["23"])
         #expect(SlurmSubmission.active([], squeue: squeue).isEmpty)
         #expect(SlurmSubmission.active(["20"], squeue: nil).isEmpty)
     }

@@ -285,6 +285,16 @@ then ok "sbatch: the array, then the merge after it; recorded in sub.slurm/submi
 echo 102 > fake/queued
 expect "--submit while the last submission is queued" 64 "still queued or running (jobs 102" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm
 rm fake/queued
+# A cluster whose MaxArraySize is 2 (a stand-in scontrol): three cells go in two arrays, the second
+# after the first (--max-parallel), the merge after both.
+printf '#!/bin/bash\necho "MaxArraySize            = 2"\n' > fake/scontrol && chmod +x fake/scontrol
+rm -f fake/sbatch.log
+expect "--submit, more cells than MaxArraySize" 0 "submitted array jobs 103, 104 (3 tasks, at most 1 at once in 2 arrays of at most 2" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --seeds 0,1,2 --out split.h5 --submit slurm --max-parallel 1
+expected_calls="--parsable --array=0-1%1 --export=ALL,SSM_TASK_OFFSET=0 split.slurm/array.sbatch
+--parsable --dependency=afterany:103 --array=0-0%1 --export=ALL,SSM_TASK_OFFSET=2 split.slurm/array.sbatch
+--parsable --dependency=afterany:103:104 split.slurm/merge.sbatch"
+[ "$(cat fake/sbatch.log)" = "$expected_calls" ] && grep -q "array=103,104 merge=105 cells=3" split.slurm/submissions \
+  && ok "sbatch: two arrays (offsets 0 and 2), the merge after both" || bad "split submission" "$(cat fake/sbatch.log split.slurm/submissions)"
 printf '#!/bin/bash\necho "sbatch: error: invalid partition specified: nope" >&2\nexit 1\n' > fake/sbatch
 expect "figure2 stays local (it times iterations)" 64 "Unknown option '--submit'" -- "$bin/figure2" --config two.yml --out f2.h5 --submit slurm
 expect "sbatch refuses" 1 "invalid partition specified: nope" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm --partition nope

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make slurm-check: the cluster path end to end on a real (single-node) SLURM, from
 # experiments/slurm/local-cluster.sh.
-#   1. figure1's quick grid through `figure1 --quick --submit slurm` (a job array, one task per
-#      cell, then the merge job), and the merged file's metrics against a local `--jobs 2` run of
-#      the same grid, bit for bit (inspect compare);
+#   1. figure1's quick grid through `figure1 --quick --submit slurm` (job arrays, one task per
+#      cell: the cluster it starts has MaxArraySize 40, so the 48 cells go in two arrays; then the
+#      merge job), and the merged file's metrics against a local `--jobs 2` run of the same grid,
+#      bit for bit (inspect compare);
 #   2. a second submission (four of those cells, one task at a time) with its last task cancelled
 #      (scancel JOB_TASK): its merge keeps the other three, --list-cells names the hole, a rerun of
 #      --submit submits that one cell, and every cell is computed exactly once (task logs).
@@ -23,13 +24,13 @@ rm -rf "$work"
 mkdir -p "$work"
 # Stops the cluster at the end only if this check started it.
 if $cluster status > /dev/null 2>&1; then say "using the local cluster already running"; else
-    $cluster start
+    SSM_SLURM_MAX_ARRAY_SIZE=40 $cluster start
     trap '$cluster stop' EXIT
 fi
 eval "$($cluster env)"
 
-# The job ids of the last submission recorded for a results file: "ARRAY MERGE".
-last_submission() { tail -n 1 "${1%.h5}.slurm/submissions" | sed -E 's/.* array=([0-9]+) merge=([0-9]+) .*/\1 \2/'; }
+# The job ids of the last submission recorded for a results file: "ARRAYS MERGE" (ARRAYS: ids joined by commas).
+last_submission() { tail -n 1 "${1%.h5}.slurm/submissions" | sed -E 's/.* array=([0-9,]+) merge=([0-9]+) .*/\1 \2/'; }
 
 # Waits until job $1 has ended (scontrol keeps ended jobs for MinJobAge = 600 s); prints its state.
 wait_for() {
@@ -53,8 +54,13 @@ start=$SECONDS
 read -r array merge < <(last_submission "$work/slurm/figure1.h5")
 state=$(wait_for "$merge")
 [ "$state" = COMPLETED ] || fail "merge job $merge ended $state ($(cat "$work"/slurm/figure1.slurm/logs/merge_*.out 2>/dev/null))"
-tasks=$(ls "$work"/slurm/figure1.slurm/logs/"${array}"_*.out | wc -l)
-say "   array job $array ($tasks tasks) and merge job $merge $state in $(( SECONDS - start )) s: $(tail -n +1 "$work"/slurm/figure1.slurm/logs/merge_"$merge".out | head -1)"
+max_array=$(scontrol show config | awk '/^MaxArraySize/ {print $3}')
+expected=$(( (48 + max_array - 1) / max_array ))
+arrays=$(tr ',' '\n' <<<"$array" | wc -l)
+[ "$arrays" = "$expected" ] || fail "48 cells went in $arrays array(s) ($array); MaxArraySize $max_array means $expected"
+tasks=0
+for id in ${array//,/ }; do tasks=$(( tasks + $(ls "$work"/slurm/figure1.slurm/logs/"${id}"_*.out | wc -l) )); done
+say "   array job(s) $array ($tasks tasks; MaxArraySize $max_array) and merge job $merge $state in $(( SECONDS - start )) s: $(head -1 "$work"/slurm/figure1.slurm/logs/merge_"$merge".out)"
 "$bin/inspect" compare "$work/slurm/figure1.h5" "$work/local/figure1.h5" | tail -n 3 | sed 's/^/slurm-check:    /'
 [ "${PIPESTATUS[0]}" = 0 ] || fail "the merged file differs from the local run"
 say "   merged file = local --jobs 2 run, bit for bit"

@@ -2,6 +2,8 @@
 # A single-node SLURM cluster on this machine, for trying and testing `--submit slurm`
 # (make slurm-check). Debian's slurm-wlm and munge, as root; everything it writes lives under
 # $SSM_SLURM_DIR (default /tmp/ssm-slurm): slurm.conf, spool and state folders, logs, pid files.
+# SSM_SLURM_MAX_ARRAY_SIZE sets MaxArraySize (default 1001, SLURM's own default): the most tasks
+# one job array may have.
 #
 #   experiments/slurm/local-cluster.sh start    install the packages if missing, write the config,
 #                                               start munged, slurmctld and slurmd; wait for the node
@@ -63,7 +65,7 @@ SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
 ReturnToService=2
 MinJobAge=600
-MaxArraySize=100001
+MaxArraySize=${SSM_SLURM_MAX_ARRAY_SIZE:-1001}
 MaxJobCount=100000
 JobCompType=jobcomp/none
 AccountingStorageType=accounting_storage/none
