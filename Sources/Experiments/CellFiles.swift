@@ -63,11 +63,15 @@ public struct CellFiles {
         return cells.filter { !done.contains($0.name) && state(of: $0.name) != .computed }
     }
 
-    /// The files in the folder whose cell is not in the results file yet (nothing when the folder
-    /// is missing): what a merge would add.
+    /// The files in the folder holding their cell under this grid's experiment and config hash
+    /// whose cell is not in the results file yet (nothing when the folder is missing): what a merge
+    /// adds.
     public func unmerged() throws -> [String] {
         let done = try cellsInResultsFile()
-        return CellMerge.sourceFiles(in: folder).filter { !done.contains((($0 as NSString).lastPathComponent as NSString).deletingPathExtension) }
+        return CellMerge.sourceFiles(in: folder).filter { file in
+            let cell = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+            return !done.contains(cell) && state(of: cell) == .computed
+        }
     }
 
     /// The cells in the results file (none when it does not exist), which must hold this grid's

@@ -60,7 +60,8 @@ public enum CellMerge {
                 return Contents(path: path, experiment: experiment, configHash: hash, cells: cells)
             }
         } catch let error as ResultsStoreError {
-            throw Refusal("\(role) \(path) cannot be read: \(error) (a truncated or damaged file: move it aside; its cell is then listed as missing and can be computed again with --cell)")
+            let hint = role == "source" ? " (a truncated or damaged file: move it aside; its cell is then listed as missing and can be computed again with --cell)" : ""
+            throw Refusal("\(role) \(path) cannot be read: \(error)\(hint)")
         }
     }
 
@@ -94,17 +95,18 @@ public enum CellMerge {
         let target = exists ? try contents(of: destination, role: "results file") : nil
         // Where each cell comes from: the destination, or the first source that has it.
         var known: [String: (values: [String: Double], from: String)] = target?.cells.mapValues { ($0.values, destination) } ?? [:]
-        var reference: Contents? = target
+        let sources = try files.map { try contents(of: $0, role: "source") }
+        // What every cell must match: the results file's experiment and hash, or the first source's.
+        let reference = target ?? sources[0]
         var copies: [(cell: String, from: String)] = []
-        for file in files {
-            let contents = try contents(of: file, role: "source")
-            let first = reference ?? contents
+        for contents in sources {
+            let file = contents.path
             for (cell, record) in contents.cells.sorted(by: { $0.key < $1.key }) {
-                guard contents.experiment == first.experiment else {
-                    throw Refusal("cell \(cell): \(file) holds \(contents.experiment) results, \(first.path) holds \(first.experiment) results")
+                guard contents.experiment == reference.experiment else {
+                    throw Refusal("cell \(cell): \(file) holds \(contents.experiment) results, \(reference.path) holds \(reference.experiment) results")
                 }
-                guard record.hash == first.configHash else {
-                    throw Refusal("cell \(cell): config hash \(record.hash) in \(file), \(first.configHash) in \(first.path) (computed under another config; recompute it, or merge it into another file)")
+                guard record.hash == reference.configHash else {
+                    throw Refusal("cell \(cell): config hash \(record.hash) in \(file), \(reference.configHash) in \(reference.path) (computed under another config; recompute it, or merge it into another file)")
                 }
                 if let earlier = known[cell] {
                     let diff = differences(record.values, earlier.values)
@@ -117,7 +119,6 @@ public enum CellMerge {
                     copies.append((cell, file))
                 }
             }
-            reference = first
         }
         guard !copies.isEmpty else { return report }
 
@@ -140,7 +141,7 @@ public enum CellMerge {
                 try OutputCheck.prepareFolder(of: destination)
                 // The new file's root (experiment, config, provenance) is the first source's.
                 try ResultsFile.write(to: destination) { root in
-                    try ResultsFile.read(at: reference!.path) { sourceRoot in
+                    try ResultsFile.read(at: reference.path) { sourceRoot in
                         for name in try sourceRoot.attributeNames() { try root.setAttribute(name, try sourceRoot.attribute(name)) }
                     }
                     try copyCells(into: root)

@@ -92,7 +92,7 @@ extension ExperimentOptions {
     /// of another config are left alone (they are computed again here, and refused by a merge).
     func mergeCellFiles(of out: String, experiment: String, configHash: String) throws {
         let files = CellFiles(resultsPath: out, experiment: experiment, configHash: configHash)
-        let ready = try files.unmerged().filter { files.state(of: (($0 as NSString).lastPathComponent as NSString).deletingPathExtension) == .computed }
+        let ready = try files.unmerged()
         guard !ready.isEmpty else { return }
         let report = try CellMerge.merge(files: ready, into: out)
         log("\(experiment): merged \(report.added.count) cell(s) computed one at a time (\(files.folder)/) into \(out) first; they are not computed again")

@@ -66,18 +66,10 @@ public struct Provenance {
         try group.setAttribute("swift_packages", .string(Self.dependencyDescription))
     }
 
+    /// `tool`'s standard output, trimmed, when it exits with 0 (found on PATH through env).
     static func run(_ tool: String, _ arguments: [String]) -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [tool] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let (status, output, _) = try? runProcess("/usr/bin/env", [tool] + arguments), status == 0 else { return nil }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
 

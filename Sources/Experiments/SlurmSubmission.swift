@@ -58,8 +58,10 @@ public struct SlurmSubmission {
         return lines
     }
 
+    /// The array's `%N` (at most N tasks at once), or nothing.
+    private var arrayLimit: String { resources.maxParallel.map { "%\($0)" } ?? "" }
+
     public var arrayScript: String {
-        let limit = resources.maxParallel.map { "%\($0)" } ?? ""
         let command = ([executable] + gridArguments).map(shellQuoted).joined(separator: " ")
         return """
             #!/bin/bash
@@ -69,7 +71,7 @@ public struct SlurmSubmission {
             # results file); \(mergeScriptPath) then folds them into \(resultsPath).
             # Edit and submit by hand with: sbatch \(arrayScriptPath)
             #SBATCH --job-name=\(experiment)
-            #SBATCH --array=0-\(min(cells.count, maxArraySize) - 1)\(limit)
+            #SBATCH --array=0-\(min(cells.count, maxArraySize) - 1)\(arrayLimit)
             #SBATCH --output=\(logFolder)/%A_%a.out
             \(sharedDirectives.joined(separator: "\n"))
             set -euo pipefail
@@ -133,8 +135,7 @@ public struct SlurmSubmission {
     /// The sbatch arguments of each array, in order.
     public var arrayArguments: [[String]] {
         guard arrays.count > 1 else { return [["--parsable", arrayScriptPath]] }
-        let limit = resources.maxParallel.map { "%\($0)" } ?? ""
-        return arrays.map { ["--parsable", "--array=0-\($0.count - 1)\(limit)", "--export=ALL,SSM_TASK_OFFSET=\($0.offset)", arrayScriptPath] }
+        return arrays.map { ["--parsable", "--array=0-\($0.count - 1)\(arrayLimit)", "--export=ALL,SSM_TASK_OFFSET=\($0.offset)", arrayScriptPath] }
     }
 
     /// Submits the arrays (with --max-parallel, each after the one before), then the merge job
@@ -204,30 +205,6 @@ public struct SlurmSubmission {
     struct SubmissionError: Error, CustomStringConvertible {
         let description: String
     }
-}
-
-/// `tool` found on PATH (nil when it is not there).
-public func executableOnPath(_ tool: String) -> String? {
-    let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-    for folder in path.split(separator: ":") {
-        let candidate = "\(folder)/\(tool)"
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    return nil
-}
-
-/// Runs a program to completion; its exit status, standard output and standard error.
-func runProcess(_ tool: String, _ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let output = out.fileHandleForReading.readDataToEndOfFile(), errors = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
 }
 
 /// `text` as one word for bash: as it is when it has only safe characters, else in single quotes.
