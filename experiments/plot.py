@@ -35,6 +35,22 @@ TARGET_TITLES = {"standard_normal": "N(0, I) (the paper's)", "correlated_normal"
 TARGET_DEFAULTS = {"condition_number": 100, "components": 4, "separation": 3, "scale": 1, "degrees_of_freedom": 5}
 
 
+def save(fig, prefix):
+    """<prefix>.png and <prefix>.pdf, byte for byte the same whenever they are drawn from the same
+    file: no creation date in the PDF (matplotlib's PNG carries only its version)."""
+    fig.savefig(f"{prefix}.png", dpi=130)
+    fig.savefig(f"{prefix}.pdf", dpi=130, metadata={"CreationDate": None})
+
+
+def unbiased(value):
+    """An unbiased estimate of a squared distance (KSD², MMD²) as text: it can fall below 0 when
+    the true value is about 0, and is then shown as what it is, "≈ 0 (−0.001)"."""
+    if value >= 0:
+        return f"{value:.3f}"
+    shown = f"{value:.3f}" if value <= -0.0005 else f"{value:.0e}"
+    return f"≈ 0 ({shown.replace('-', '−')})"
+
+
 def text(value):
     return value.decode() if isinstance(value, bytes) else value
 
@@ -169,7 +185,7 @@ def broken_axis_panel(top, bottom, records, metric, log_y):
 
 def figure1(path, prefix):
     records, provenance = cells(path)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 5.2), sharex="col", gridspec_kw={"height_ratios": [1, 3], "hspace": 0.08})
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6.0), sharex="col", gridspec_kw={"height_ratios": [1, 3], "hspace": 0.08})
     broken_axis_panel(axes[0][0], axes[1][0], records, "fisher_divergence", log_y=True)
     axes[1][0].set_ylabel("test Fisher divergence ½E‖s − s_d‖²  (1/x²)")
     axes[0][0].set_title("SM loss vs dimension (DKEF, N(0, I))")
@@ -182,11 +198,12 @@ def figure1(path, prefix):
         handles += h
         labels += l
     order = sorted(range(len(labels)), key=lambda k: next((i for i, m in enumerate(ORDER) if labels[k].startswith(LABELS[m])), 99))
-    axes[1][0].legend([handles[k] for k in order], [labels[k] for k in order], fontsize=8)
+    # Below the panels: inside, it hid the curves between D = 20 and 50.
+    fig.legend([handles[k] for k in order], [labels[k] for k in order], fontsize=8, ncol=4, loc="lower center",
+               bbox_to_anchor=(0.5, 0.035), frameon=False)
     fig.text(0.01, 0.01, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=7, alpha=0.6)
-    fig.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.11, wspace=0.25)
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{prefix}.{ext}", dpi=130)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.24, wspace=0.25)
+    save(fig, prefix)
 
 
 def figure2(path, prefix):
@@ -221,8 +238,7 @@ def figure2(path, prefix):
     fig.text(0.01, 0.01, f"{provenance.get('cpu_model', '')}, {provenance.get('cores', '')} cores; commit {str(provenance.get('git_commit', ''))[:12]}",
              fontsize=7, alpha=0.6)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{prefix}.{ext}", dpi=130)
+    save(fig, prefix)
 
 
 def figure3(path, prefix):
@@ -256,28 +272,34 @@ def figure3(path, prefix):
         ax.grid(True, axis="y", which="both", alpha=0.3)
         ax.set_title(TARGET_TITLES[target].format(**parameters), fontsize=9)
     axes[0][0].set_ylabel("test Fisher divergence ½E‖s − s_d‖²  (1/x²)")
-    fig.legend(list(legend.values()), list(legend.keys()), loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
+    fig.legend(list(legend.values()), list(legend.keys()), loc="lower center", bbox_to_anchor=(0.5, 0.05), ncol=len(legend),
+               fontsize=8, frameon=False)
     fig.text(0.01, 0.01, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=7, alpha=0.6)
     fig.suptitle("Score-matching methods across targets (DKEF, the authors' protocol; error bars: SE over seeds)", fontsize=10)
-    fig.subplots_adjust(left=0.07, right=0.99, top=0.85, bottom=0.2, wspace=0.3)
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{prefix}.{ext}", dpi=130)
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.85, bottom=0.22, wspace=0.3)
+    save(fig, prefix)
 
 
 def figure4(path, prefix, seed=0, shown=300):
     """The D = 2 cells of one seed: first the target (log density filled, exact draws), then one
     panel per method: the model's normalised log density (log p̃ − log Ẑ) filled, the target's
     contours as lines, and `shown` of its MALA samples as dots. Colour scale shared: log p from
-    the target's maximum down 12 nats."""
+    the target's maximum down 12 nats. Each title: the method, then its MALA samples' KSD² and
+    MMD² (unbiased, so ≈ 0 for exact samples and possibly below 0) and acceptance rate."""
     with h5py.File(path, "r") as f:
         cells2 = {name: g for name, g in f["cells"].items() if int(g.attrs["dimension"]) == 2 and int(g.attrs["seed"]) == seed}
         if not cells2:
             sys.exit(f"{path}: no cell at D = 2 with seed {seed}")
 
-        def key(item):
-            name, g = item
+        def series(g):
             method = text(g.attrs["method"])
-            return (ORDER.index(method) if method in ORDER else 99, float(g.attrs.get("sigma", 0)))
+            if method == "cp" and text(g.attrs.get("cp_noise", "per_point")) == "per_pair":
+                return "cp_per_pair"
+            return method
+
+        def key(item):
+            method = series(item[1])
+            return (ORDER.index(method) if method in ORDER else 99, float(item[1].attrs.get("sigma", 0)))
 
         ordered = sorted(cells2.items(), key=key)
         first = ordered[0][1]
@@ -287,37 +309,46 @@ def figure4(path, prefix, seed=0, shown=300):
         levels = np.linspace(top - 12, top, 25)
         columns = 4
         rows = int(np.ceil((len(ordered) + 1) / columns))
-        fig, axes = plt.subplots(rows, columns, figsize=(3.1 * columns, 3.0 * rows + 0.5), squeeze=False)
-        panels = [("target: log p and exact draws", target, first["target_samples"][()])]
+        fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns + 0.9, 2.95 * rows + 0.75), squeeze=False,
+                                 layout="constrained")
+        floor = None
+        if "exact_ksd" in first and "exact_mmd" in first:
+            floor = f"exact draws: KSD² {unbiased(first['exact_ksd'][()])}, MMD² {unbiased(first['exact_mmd'][()])}\n(each metric's floor)"
+        panels = [("target: log p", floor, target, first["target_samples"][()])]
+        short = {"cp_per_pair": "CP (per pair)", "fsm": "FSM (not in paper)"}
         for name, g in ordered:
-            method = text(g.attrs["method"])
-            label = LABELS.get(method, method)
+            method = series(g)
+            label = short.get(method, LABELS.get(method, method))
             if "sigma" in g.attrs:
-                label += f" σ={float(g.attrs['sigma']):g}"
-            accept = g["mala_acceptance"][()]
-            label += f"\nKSD² {g['mala_ksd'][()]:.3f}, MMD² {g['mala_mmd'][()]:.3f}, acc. {accept:.2f}"
-            panels.append((label, g["model_log_density_grid"][()] - g["log_z"][()], g["mala_samples"][()]))
+                label += f", σ = {float(g.attrs['sigma']):g}"
+            metrics = (f"KSD² {unbiased(g['mala_ksd'][()])}, MMD² {unbiased(g['mala_mmd'][()])}\n"
+                       f"acceptance {g['mala_acceptance'][()]:.2f}")
+            panels.append((label, metrics, g["model_log_density_grid"][()] - g["log_z"][()], g["mala_samples"][()]))
+        cmap = matplotlib.colormaps["Blues"].copy()
+        cmap.set_over("#fdae6b")  # above the target's maximum (a model's sharper peak): its own colour
         for k, ax in enumerate(axes.flat):
             if k >= len(panels):
                 ax.set_visible(False)
                 continue
-            title, grid, samples = panels[k]
-            # Above the target's maximum (a model's sharper peak): its own colour, not blank.
-            cmap = matplotlib.colormaps["Blues"].copy()
-            cmap.set_over("#fdae6b")
+            title, metrics, grid, samples = panels[k]
             filled = ax.contourf(axis, axis, np.clip(grid, levels[0], None), levels=levels, cmap=cmap, extend="max")
             if k > 0:
                 ax.contour(axis, axis, target, levels=levels[::4], colors="k", linewidths=0.5, alpha=0.6)
             ax.scatter(samples[:shown, 0], samples[:shown, 1], s=3, c="#d62728", alpha=0.7, linewidths=0)
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title, fontsize=9, fontweight="bold", pad=3 if metrics is None else 24)
+            if metrics is not None:
+                ax.text(0.5, 1.02, metrics, transform=ax.transAxes, ha="center", va="bottom", fontsize=7.5, linespacing=1.15)
             ax.set_aspect("equal")
             ax.tick_params(labelsize=7)
-        fig.colorbar(filled, ax=axes.ravel().tolist(), shrink=0.6, label="log density (nats)")
-        fig.suptitle(f"Samples from DKEFs trained by each method on a 2-D mixture (seed {seed}; red: {shown} MALA samples; "
-                     "lines: the target's log density; orange: log p above the target's maximum)", fontsize=10)
-        fig.text(0.01, 0.005, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=7, alpha=0.6)
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{prefix}.{ext}", dpi=130)
+        colourbar = fig.colorbar(filled, ax=axes[:, -1].tolist(), shrink=0.85, aspect=30, pad=0.02)
+        colourbar.set_ticks(np.arange(np.ceil(levels[0]), top, 2))
+        colourbar.set_label("log density (nats)", fontsize=8)
+        colourbar.ax.tick_params(labelsize=7)
+        fig.suptitle(f"Samples from DKEFs trained by each method on a 2-D Gaussian mixture (seed {seed})\n"
+                     f"red: {shown} MALA samples; lines: the target's log density; orange: log p above the target's maximum; "
+                     "KSD², MMD²: unbiased (≈ 0 for exact samples)", fontsize=9)
+        fig.text(0.005, 0.002, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=6.5, alpha=0.6)
+    save(fig, prefix)
 
 
 if __name__ == "__main__":

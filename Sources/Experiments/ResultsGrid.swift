@@ -171,16 +171,13 @@ public struct ResultsGrid {
                 return true
             }
             guard let claim = try CellClaim(cell: cell.name, of: path, wait: wait) else { return false }
-            var inFile = false
-            defer { claim.release(recorded: inFile) }
+            defer { claim.release() }
             // Another process may have recorded it since `done` was read.
-            inFile = try finishedCells().contains(cell.name)
-            guard !inFile else { return true }
+            guard try !finishedCells().contains(cell.name) else { return true }
             let cellStart = Date()
             let write = try compute(cell)
             let seconds = Date().timeIntervalSince(cellStart)
             try record(cell, wallSeconds: seconds, write)
-            inFile = true
             // Progress counts every process's cells: the file is the one record of all of them.
             let inGrid = try finishedCells().intersection(names).count
             let elapsed = Date().timeIntervalSince(start)

@@ -23,8 +23,8 @@ public final class ResultsFile {
     /// lost: it stays at `path` until the new file is complete, then lives on as the backup.
     public static func write(to path: String, keepingOldAs backup: String? = nil, _ body: (ResultsGroup) throws -> Void) throws {
         let temporary = temporaryPath(for: path)
-        let registration = TemporaryFiles.register(temporary)
-        defer { TemporaryFiles.unregister(registration) }
+        let registration = RemovedOnSignal.register(temporary)
+        defer { RemovedOnSignal.unregister(registration) }
         let id: hid_t
         do { id = try createFile(temporary, reportedAs: path) } catch {
             try? FileManager.default.removeItem(atPath: temporary)
@@ -44,8 +44,8 @@ public final class ResultsFile {
         guard FileManager.default.fileExists(atPath: path) else { return try write(to: path, body) }
         try validate(path)
         let temporary = temporaryPath(for: path)
-        let registration = TemporaryFiles.register(temporary)
-        defer { TemporaryFiles.unregister(registration) }
+        let registration = RemovedOnSignal.register(temporary)
+        defer { RemovedOnSignal.unregister(registration) }
         do {
             try? FileManager.default.removeItem(atPath: temporary)
             try FileManager.default.copyItem(atPath: path, toPath: temporary)
@@ -214,52 +214,66 @@ func describe(_ error: Error) -> String {
     return nsError.localizedDescription
 }
 
-/// The temporary files this process is writing. On SIGINT, SIGTERM or SIGHUP a handler removes
-/// them, then lets the signal end the process as it would have (a signal the process ignores
-/// stays ignored). The handler only reads a fixed table of C strings and calls unlink, both
-/// async-signal-safe.
-enum TemporaryFiles {
+/// The paths this process removes if SIGINT, SIGTERM or SIGHUP ends it: the temporary files it is
+/// writing, and the cell claims it holds with their folder. The handler unlinks the files, then
+/// removes the folders that are empty by then, then lets the signal end the process as it would
+/// have (a signal the process ignores stays ignored). It only reads a fixed table of C strings and
+/// calls unlink, rmdir, signal and raise, all async-signal-safe.
+public enum RemovedOnSignal {
+    /// A file is unlinked; a folder is removed only once empty (after every file of the table).
+    public enum Kind: Sendable { case file, emptyFolder }
+
     static let capacity = 64
-    nonisolated(unsafe) static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+    nonisolated(unsafe) static let paths: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
         let table = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
         table.initialize(repeating: nil, count: capacity)
+        return table
+    }()
+    nonisolated(unsafe) static let isFolder: UnsafeMutablePointer<Bool> = {
+        let table = UnsafeMutablePointer<Bool>.allocate(capacity: capacity)
+        table.initialize(repeating: false, count: capacity)
         return table
     }()
     static let lock = NSLock()
     nonisolated(unsafe) static var handlersInstalled = false
 
     /// Records `path` for removal on a signal; returns its slot (nil when the table is full).
-    static func register(_ path: String) -> Int? {
+    public static func register(_ path: String, as kind: Kind = .file) -> Int? {
         lock.lock()
         defer { lock.unlock() }
         if !handlersInstalled {
-            _ = slots  // initialised before any handler can read it
+            _ = (paths, isFolder)  // initialised before any handler can read them
             for signalNumber in [SIGINT, SIGTERM, SIGHUP] {
-                let previous = signal(signalNumber, removeTemporariesAndResignal)
+                let previous = signal(signalNumber, removePathsAndResignal)
                 if unsafeBitCast(previous, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { signal(signalNumber, SIG_IGN) }
             }
             handlersInstalled = true
         }
-        for slot in 0..<capacity where slots[slot] == nil {
-            slots[slot] = strdup(path)
+        for slot in 0..<capacity where paths[slot] == nil {
+            isFolder[slot] = kind == .emptyFolder
+            paths[slot] = strdup(path)
             return slot
         }
         return nil
     }
 
-    static func unregister(_ slot: Int?) {
+    /// Forgets a registration (the path is the caller's again: it is not removed here).
+    public static func unregister(_ slot: Int?) {
         guard let slot else { return }
         lock.lock()
         defer { lock.unlock() }
-        let path = slots[slot]
-        slots[slot] = nil
+        let path = paths[slot]
+        paths[slot] = nil
         free(path)
     }
 }
 
-private func removeTemporariesAndResignal(_ signalNumber: Int32) {
-    for slot in 0..<TemporaryFiles.capacity {
-        if let path = TemporaryFiles.slots[slot] { unlink(path) }
+private func removePathsAndResignal(_ signalNumber: Int32) {
+    for slot in 0..<RemovedOnSignal.capacity where !RemovedOnSignal.isFolder[slot] {
+        if let path = RemovedOnSignal.paths[slot] { unlink(path) }
+    }
+    for slot in 0..<RemovedOnSignal.capacity where RemovedOnSignal.isFolder[slot] {
+        if let path = RemovedOnSignal.paths[slot] { rmdir(path) }
     }
     signal(signalNumber, SIG_DFL)
     raise(signalNumber)

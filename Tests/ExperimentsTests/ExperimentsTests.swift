@@ -338,7 +338,7 @@ func folder() -> String {
         let grid = try ResultsGrid(path: path, experiment: "test", config: config, configText: "t", fresh: false)
         let other = try #require(try CellClaim(cell: "ssm_d2_seed0", of: path, wait: false))
         #expect(try CellClaim(cell: "ssm_d2_seed0", of: path, wait: false) == nil)
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { other.release(recorded: false) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { other.release() }
         var computed: [String] = []
         try grid.run(try config.cells) { cell in
             computed.append(cell.name)
@@ -346,6 +346,34 @@ func folder() -> String {
         }
         #expect(computed == ["ssm_d2_seed1", "ssm_d2_seed0"])
         #expect(try grid.finishedCells() == ["ssm_d2_seed0", "ssm_d2_seed1"])
+    }
+
+    /// A claim's holder removes the lock file when it lets go, even while another process waits
+    /// on that file; the waiter then holds the path's new file, so a third claimant is still kept
+    /// out (without the check that the path names the locked file, it would get in). Once the last
+    /// claim is released, neither the lock file nor its folder is left.
+    @Test func aClaimRemovedWhileAnotherWaitsStaysExclusive() throws {
+        let path = folder() + "/removed.h5"
+        let holder = try #require(try CellClaim(cell: "ssm_d2_seed0", of: path, wait: false))
+        let waiterHolds = DispatchSemaphore(value: 0), waiterMayRelease = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var waiterError: Error?
+        DispatchQueue.global().async {
+            do {
+                let waiter = try CellClaim(cell: "ssm_d2_seed0", of: path, wait: true)
+                waiterHolds.signal()
+                waiterMayRelease.wait()
+                waiter?.release()
+            } catch { waiterError = error; waiterHolds.signal() }
+        }
+        Thread.sleep(forTimeInterval: 0.2)  // the waiter is blocked on the holder's file
+        holder.release()
+        waiterHolds.wait()
+        #expect(waiterError == nil)
+        #expect(try CellClaim(cell: "ssm_d2_seed0", of: path, wait: false) == nil)
+        waiterMayRelease.signal()
+        let folderPath = (path as NSString).deletingLastPathComponent + "/.removed.h5.cells"
+        for _ in 0..<100 where FileManager.default.fileExists(atPath: folderPath) { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(!FileManager.default.fileExists(atPath: folderPath))
     }
 
     /// The file records the config and provenance.

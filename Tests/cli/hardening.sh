@@ -120,12 +120,14 @@ expect "train-dkef --inducing-points above the training points" 64 "--inducing-p
 
 echo "cli: 3. temporaries: removed on Ctrl-C, on a full disk, and when a dead process left them"
 # interrupt SIGNAL STATUS: starts a run that holds its finished temporary file, sends SIGNAL once
-# the temporary is there, and expects exit STATUS and nothing left behind. Job control (set -m)
-# keeps the shell from starting the job with SIGINT ignored, as a terminal's Ctrl-C would find it.
+# the temporary is there, and expects exit STATUS and nothing left behind. The run starts with
+# SIGNAL at its default disposition whatever this script inherited (a script's background job,
+# nohup and some CI runners start it with SIGINT ignored), as a terminal's Ctrl-C would find it;
+# job control (set -m) gives it a process group of its own.
 interrupt() {
   local sig=$1 want=$2 status
   set -m
-  SSM_TEST_PAUSE_BEFORE_RENAME=30 "$bin/train-dkef" "${train[@]}" --out "$sig.h5" > "$sig.log" 2>&1 &
+  SSM_TEST_PAUSE_BEFORE_RENAME=30 env --default-signal="$sig" "$bin/train-dkef" "${train[@]}" --out "$sig.h5" > "$sig.log" 2>&1 &
   local pid=$!
   set +m
   for _ in $(seq 1 300); do ls "$sig.h5.tmp-"* > /dev/null 2>&1 && break; sleep 0.1; done
@@ -136,12 +138,29 @@ interrupt() {
 }
 interrupt INT 130
 interrupt TERM 143
-# A run started with SIGINT ignored (nohup, a script's background job) keeps ignoring it.
-SSM_TEST_PAUSE_BEFORE_RENAME=2 "$bin/train-dkef" "${train[@]}" --out ignored.h5 > ignored.log 2>&1 &
+# A run started with SIGINT ignored (nohup, a script's background job) keeps ignoring it; the
+# disposition is set here, not inherited from however this script was started.
+SSM_TEST_PAUSE_BEFORE_RENAME=2 env --ignore-signal=INT "$bin/train-dkef" "${train[@]}" --out ignored.h5 > ignored.log 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do ls ignored.h5.tmp-* > /dev/null 2>&1 && break; sleep 0.1; done
 kill -INT "$pid"; wait "$pid"; status=$?
 [ "$status" = 0 ] && [ -f ignored.h5 ] && ok "an ignored SIGINT stays ignored (the run finished)" || bad "an ignored SIGINT: exit $status" "$(cat ignored.log)"
+# Ctrl-C of a grid run with --jobs 2 while both processes compute a cell: SIGINT to the process
+# group, as a terminal sends it. The cells already recorded stay; no temporary, no claim file and
+# no claim folder (.<file>.cells) is left, and no process of the run goes on.
+sed 's/^seeds: \[0\]/seeds: [0, 1, 2, 3, 4, 5]/' tiny.yml > six.yml
+set -m
+env --default-signal=INT "$bin/figure1" --config six.yml --jobs 2 --out ctrlc.h5 > ctrlc.log 2>&1 &
+pid=$!
+set +m
+for _ in $(seq 1 600); do [ "$(ls .ctrlc.h5.cells/*.lock 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05; done
+claims=$(ls .ctrlc.h5.cells 2>/dev/null | tr '\n' ' ')
+if [ -z "$claims" ]; then bad "Ctrl-C of a --jobs 2 grid: no cell was ever claimed" "$(cat ctrlc.log)"; fi
+kill -INT -- -"$pid"; wait "$pid"; status=$?
+for _ in $(seq 1 100); do pgrep -g "$pid" > /dev/null || break; sleep 0.1; done
+[ "$status" = 130 ] && ok "Ctrl-C of a --jobs 2 grid while claiming $claims(exit $status)" || bad "Ctrl-C of a --jobs 2 grid: exit $status, expected 130" "$(cat ctrlc.log)"
+pgrep -g "$pid" > /dev/null && bad "Ctrl-C of a --jobs 2 grid: processes still running" "$(pgrep -a -g "$pid")" || ok "Ctrl-C of a --jobs 2 grid: no process of the run left"
+nothing_left "Ctrl-C of a --jobs 2 grid" "ctrlc.h5.tmp-*" ".ctrlc.h5.cells"
 cp precious.h5 stale.h5; stale_sum=$(sum stale.h5)
 sh -c 'exit 0' & dead=$!; wait "$dead"
 echo "partial" > "stale.h5.tmp-$dead"
@@ -153,7 +172,7 @@ if mount -t tmpfs -o size=$(( $(stat -c %s precious.h5) + 16384 )) tmpfs full 2>
   mounted="$work/full"
   cp precious.h5 full/precious.h5; full_sum=$(sum full/precious.h5)
   expect "a full disk fails the cell write" 1 "the file itself is unchanged" -- "$bin/figure1" --config two.yml --out full/precious.h5
-  nothing_left "a full disk" "full/precious.h5.tmp-*"
+  nothing_left "a full disk" "full/precious.h5.tmp-*" "full/.precious.h5.cells"
   unchanged "a full disk" full/precious.h5 "$full_sum"
   umount full; mounted=""
 else
