@@ -10,7 +10,13 @@
 //   DKEFModel       — the deep kernel exponential family, its closed-form α, CP and Approx BP passes
 //   Sampling        — Langevin and MALA for any log density; KSD and MMD of samples
 //   Training        — Adam, clipping, the HighDim DKEF protocol, HDF5 checkpoints
-//   Experiments     — configs (YAML), grids of cells, resumable HDF5 results, provenance
+//   ExperimentGrid  — a grid's config (YAML) and its cells, usage errors, statistics over seeds
+//   GridExecution   — running cells: the resumable results file, claims, local workers, per-cell
+//                     files and their merge, SLURM submission, provenance, checks before compute
+//   CellExperiments — what one cell computes: the protocol, figure 2's timing, sampling, CP's noise
+//   Reports         — the Markdown tables of every results file (inspect report)
+//   PaperClaims     — the paper's claims as thresholds on the quick grids (make check)
+//   ExperimentCommands — the options and exit codes every experiment executable shares
 //   figure1-4, table1, cp-noise, sample, inspect — one executable per result, a sampler of checkpoints, a reader of results files
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
@@ -68,34 +74,43 @@ let package = Package(
         .target(name: "DKEFModel", dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Sampling", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"], swiftSettings: strict),
-        .target(name: "Experiments",
-                dependencies: ["Autodiff", "COpenBLAS", "CRuntime", "GSLNumerics", "Objectives", "DKEFModel", "Training", "Sampling", "ResultsStore", "Yams",
+        // The experiments, one job per module:
+        .target(name: "ExperimentGrid", dependencies: ["DKEFModel", "GSLNumerics", "Objectives", "Sampling", "Training", "Yams"], swiftSettings: strict),
+        .target(name: "GridExecution", dependencies: ["ExperimentGrid", "Autodiff", "COpenBLAS", "CRuntime", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore"],
+                swiftSettings: strict),
+        .target(name: "CellExperiments",
+                dependencies: ["ExperimentGrid", "GridExecution", "Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Sampling", "Training"],
+                swiftSettings: strict),
+        .target(name: "Reports", dependencies: ["ExperimentGrid", "GridExecution", "GSLNumerics", "Objectives", "ResultsStore"], swiftSettings: strict),
+        .target(name: "PaperClaims", dependencies: ["ExperimentGrid", "GridExecution", "Reports", "ResultsStore", "Yams"], swiftSettings: strict),
+        .target(name: "ExperimentCommands",
+                dependencies: ["ExperimentGrid", "GridExecution", "Reports", "Autodiff", "GSLNumerics", "Objectives", "ResultsStore",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
-        .executableTarget(name: "figure1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
-        .executableTarget(name: "figure2", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
-        .executableTarget(name: "figure3", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
-        .executableTarget(name: "figure4", dependencies: ["Experiments", "Sampling", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
-        .executableTarget(name: "table1", dependencies: ["Experiments", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure1", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure2", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure3", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure4", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "Sampling", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "table1", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "bench",
-                          dependencies: ["Experiments", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "COpenBLAS", "CRuntime",
+                          dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "COpenBLAS", "CRuntime",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
-        .executableTarget(name: "inspect", dependencies: ["Experiments", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "inspect", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "BenchCore",
-                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "Experiments", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core", swiftSettings: strict),
 
         .executableTarget(name: "CPNoise",
-                          dependencies: ["Experiments", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "CRuntime",
+                          dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "CRuntime",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/cp-noise", swiftSettings: strict),
 
         .executableTarget(name: "Sample",
-                          dependencies: ["Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Sampling", "Training", "Experiments", "CRuntime",
+                          dependencies: ["Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Sampling", "Training", "ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "CRuntime",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/sample", swiftSettings: strict),
 
         .executableTarget(name: "TrainDKEF",
-                          dependencies: ["Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Training", "Experiments", "CRuntime",
+                          dependencies: ["Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Training", "ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "CRuntime",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/train-dkef", swiftSettings: strict),
 
@@ -104,7 +119,7 @@ let package = Package(
         .testTarget(name: "ResultsStoreTests", dependencies: ["ResultsStore"], swiftSettings: strict),
         .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"], swiftSettings: strict),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "GSLNumerics", "Sampling", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
+        .testTarget(name: "ExperimentsTests", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "GSLNumerics", "Sampling", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "GSLNumerics", "Objectives", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
     ]

@@ -3,7 +3,9 @@ import Autodiff
 import COpenBLAS
 import CRuntime
 import Foundation
-import Experiments
+import ExperimentCommands
+import ExperimentGrid
+import GridExecution
 import GSLNumerics
 import Objectives
 
@@ -59,7 +61,7 @@ struct MLPSteps: ParsableCommand {
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         let stream = RandomStream(seed: seed)
-        let dgemm = Experiments.measureDGEMM(repeats: repeats)
+        let dgemm = GridExecution.measureDGEMM(repeats: repeats)
         var lines = [
             "# bench-core: softplus MLP D→30→30→1, N = \(batch), median of \(repeats)",
             "",

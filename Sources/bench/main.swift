@@ -3,7 +3,9 @@ import Autodiff
 import COpenBLAS
 import CRuntime
 import DKEFModel
-import Experiments
+import ExperimentCommands
+import ExperimentGrid
+import GridExecution
 import Foundation
 import GSLNumerics
 import Objectives

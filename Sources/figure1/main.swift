@@ -1,7 +1,9 @@
 import Autodiff
 import ArgumentParser
 import CRuntime
-import Experiments
+import CellExperiments
+import ExperimentCommands
+import Reports
 import Foundation
 import Objectives
 

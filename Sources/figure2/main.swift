@@ -1,7 +1,11 @@
 import Autodiff
 import ArgumentParser
 import CRuntime
-import Experiments
+import CellExperiments
+import ExperimentCommands
+import ExperimentGrid
+import GridExecution
+import Reports
 import Foundation
 import Objectives
 

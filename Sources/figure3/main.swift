@@ -1,7 +1,10 @@
 import ArgumentParser
 import Autodiff
 import CRuntime
-import Experiments
+import CellExperiments
+import ExperimentCommands
+import ExperimentGrid
+import Reports
 import Foundation
 import GSLNumerics
 

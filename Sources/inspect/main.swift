@@ -1,5 +1,8 @@
 import ArgumentParser
-import Experiments
+import ExperimentCommands
+import ExperimentGrid
+import GridExecution
+import PaperClaims
 import Foundation
 import ResultsStore
 

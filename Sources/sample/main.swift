@@ -2,7 +2,8 @@ import ArgumentParser
 import Autodiff
 import CRuntime
 import DKEFModel
-import Experiments
+import ExperimentCommands
+import GridExecution
 import Foundation
 import GSLNumerics
 import ResultsStore

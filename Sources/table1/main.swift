@@ -1,7 +1,10 @@
 import Autodiff
 import ArgumentParser
 import CRuntime
-import Experiments
+import CellExperiments
+import ExperimentCommands
+import ExperimentGrid
+import Reports
 import Foundation
 import Objectives
 

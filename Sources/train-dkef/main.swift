@@ -2,7 +2,10 @@ import ArgumentParser
 import Autodiff
 import DKEFModel
 import CRuntime
-import Experiments
+import CellExperiments
+import ExperimentCommands
+import ExperimentGrid
+import GridExecution
 import Foundation
 import GSLNumerics
 import Objectives

@@ -1,5 +1,10 @@
 import ArgumentParser
-@testable import Experiments
+@testable import CellExperiments
+@testable import ExperimentCommands
+@testable import ExperimentGrid
+@testable import GridExecution
+@testable import PaperClaims
+@testable import Reports
 import Foundation
 import ResultsStore
 import Testing

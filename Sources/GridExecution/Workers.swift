@@ -1,3 +1,4 @@
+import ExperimentGrid
 import Autodiff
 import CRuntime
 import Foundation
@@ -8,13 +9,13 @@ import Foundation
 /// Each process uses one OpenBLAS thread unless OPENBLAS_NUM_THREADS says otherwise: on this
 /// model's small matrices, processes scale better than BLAS threads. Workers share this process's
 /// process group (Ctrl-C stops all) and are sent SIGTERM if this process dies.
-struct Workers {
+public struct Workers {
     private var pids: [pid_t] = []
 
     /// Starts `count` workers running this executable with `arguments` (which must name the
     /// results file and must not ask for --fresh or --jobs); their standard output (the summary
     /// table) is dropped, their progress lines go to this process's standard error.
-    init(count: Int, arguments: [String]) throws {
+    public init(count: Int, arguments: [String]) throws {
         guard count > 0 else { return }
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         var environment = ProcessInfo.processInfo.environment
@@ -35,22 +36,23 @@ struct Workers {
 
     /// With more than one job, this process too computes on one OpenBLAS thread, unless
     /// OPENBLAS_NUM_THREADS says otherwise; with one job the thread count is left alone.
-    static func configureBLASThreads(jobs: Int) {
+    public static func configureBLASThreads(jobs: Int) {
         if jobs > 1 && ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { setOpenBLASThreadCount(1) }
     }
 
     /// Stops the workers (when this process fails).
-    func terminate() {
+    public func terminate() {
         for pid in pids { kill(pid, SIGTERM) }
     }
 
     /// Waits for every worker and returns those that failed, as "pid P ended with status S"
     /// (their own messages are on standard error).
-    func wait() -> [String] {
+    public func wait() -> [String] {
         pids.map { ($0, ssm_wait_worker($0)) }.filter { $0.1 != 0 }.map { "pid \($0.0) ended with status \($0.1)" }
     }
 
-    struct WorkerError: Error, CustomStringConvertible {
-        let description: String
+    public struct WorkerError: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
     }
 }

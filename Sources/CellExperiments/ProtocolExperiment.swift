@@ -1,7 +1,9 @@
 import Autodiff
 import DKEFModel
+import ExperimentGrid
 import Foundation
 import GSLNumerics
+import GridExecution
 import Objectives
 import ResultsStore
 import Training
@@ -105,107 +107,4 @@ public enum TimingExperiment {
             try group.setAttribute("peak_resident_mib", .double(peak))
         }
     }
-}
-
-/// A finished cell as read back from a results file.
-public struct CellRecord {
-    public var name: String
-    public var method: String
-    public var dimension: Int
-    public var sigma: Double?
-    public var seed: Int
-    public var values: [String: Double]
-    public var overBudget: Bool
-    /// CP's noise layout (`cp_noise`; per_point for CP cells written before it existed), else nil.
-    public var cpNoise: String? = nil
-    /// The target's name (`target`; standard_normal for cells without the attribute).
-    public var target: String = Target.standardNormal.rawValue
-
-    /// As `Cell.series`: the method, with σ for DSM and the layout for CP's per-pair cells.
-    public var series: String {
-        if let sigma { return "\(method) (σ=\(sigma))" }
-        if let cpNoise, cpNoise != CurvaturePropagationNoise.perPoint.rawValue { return "\(method) (\(cpNoise) noise)" }
-        return method
-    }
-
-    /// Every finished cell of the file at `path`, with its scalar datasets.
-    public static func all(in path: String) throws -> [CellRecord] {
-        try ResultsFile.read(at: path) { root in
-            guard root.contains("cells") else { return [] }
-            let cells = try root.group("cells")
-            return try cells.childNames().map { name in
-                let g = try cells.group(name)
-                let values = try g.scalarDatasets()
-                let sigma = (try? g.attribute("sigma"))?.doubleValue
-                let method = try g.attribute("method").stringValue ?? "?"
-                let layout = (try? g.attribute("cp_noise"))?.stringValue
-                    ?? (method == Estimator.cp.rawValue ? CurvaturePropagationNoise.perPoint.rawValue : nil)
-                return CellRecord(name: name, method: method,
-                                  dimension: try g.attribute("dimension").intValue ?? 0, sigma: sigma,
-                                  seed: try g.attribute("seed").intValue ?? 0, values: values,
-                                  overBudget: ((try? g.attribute("over_budget"))?.intValue ?? 0) == 1, cpNoise: layout,
-                                  target: (try? g.attribute("target"))?.stringValue ?? Target.standardNormal.rawValue)
-            }
-        }
-    }
-}
-
-extension CellRecord {
-    /// The scalar metrics of a single-run file (train-dkef's `/metrics`).
-    public static func singleRunMetrics(in path: String) throws -> [String: Double] {
-        try ResultsFile.read(at: path) { root in
-            root.contains("metrics") ? try root.group("metrics").scalarDatasets() : [:]
-        }
-    }
-}
-
-extension ResultsGroup {
-    /// The group's scalar (rank-0) datasets by name: a cell's or a run's metrics.
-    func scalarDatasets() throws -> [String: Double] {
-        var values: [String: Double] = [:]
-        for name in try childNames() where kind(of: name) == .dataset {
-            let (shape, v) = try readDoubles(name)
-            if shape.isEmpty, let value = v.first { values[name] = value }
-        }
-        return values
-    }
-}
-
-/// Writes an experiment's Markdown report beside its results file (`results/x.h5` → `results/x.md`,
-/// replaced atomically), prints it, and logs where it went.
-public func publishMarkdown(_ lines: [String], besides out: String, experiment: String) throws {
-    let table = lines.joined(separator: "\n")
-    let path = (out as NSString).deletingPathExtension + ".md"
-    try table.write(toFile: path, atomically: true, encoding: .utf8)
-    print(table)
-    log("\(experiment): wrote \(path)")
-}
-
-/// A series as a table row names it: methods beyond the paper's six (FSM) say so.
-public func tableLabel(_ series: String) -> String {
-    let method = series.split(separator: " ").first.map(String.init) ?? series
-    guard let estimator = Estimator(rawValue: method), !Estimator.paper.contains(estimator) else { return series }
-    return series + " (not in the paper)"
-}
-
-/// Mean ± standard error of `metric` per (series, D) over seeds.
-public func summarize(_ records: [CellRecord], metric: String) -> [String: [Int: (mean: Double, standardError: Double, count: Int)]] {
-    var grouped: [String: [Int: [Double]]] = [:]
-    for r in records { if let v = r.values[metric] { grouped[r.series, default: [:]][r.dimension, default: []].append(v) } }
-    return grouped.mapValues { byD in byD.mapValues { let s = meanAndStandardError($0); return (s.mean, s.standardError, $0.count) } }
-}
-
-/// A Markdown table: rows are series, columns dimensions, cells "mean ± se" (the mean alone
-/// where only one seed is in: no standard error to give).
-public func markdownTable(_ summary: [String: [Int: (mean: Double, standardError: Double, count: Int)]], seriesOrder: [String], digits: Int = 3) -> String {
-    let dims = Set(summary.values.flatMap(\.keys)).sorted()
-    var lines = ["| method | " + dims.map { "D=\($0)" }.joined(separator: " | ") + " |",
-                 "|---|" + dims.map { _ in "---|" }.joined()]
-    for series in seriesOrder where summary[series] != nil {
-        let cells = dims.map { d in summary[series]![d].map {
-            formattedMeanAndError(mean: $0.mean, standardError: $0.standardError, count: $0.count, digits: digits)
-        } ?? "–" }
-        lines.append("| \(tableLabel(series)) | " + cells.joined(separator: " | ") + " |")
-    }
-    return lines.joined(separator: "\n")
 }

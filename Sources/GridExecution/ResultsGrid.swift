@@ -1,3 +1,4 @@
+import ExperimentGrid
 import Autodiff
 import Foundation
 import ResultsStore
@@ -195,5 +196,3 @@ public struct ResultsGrid {
         for cell in claimedElsewhere { _ = try attempt(cell, wait: true) }
     }
 }
-
-public func log(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }

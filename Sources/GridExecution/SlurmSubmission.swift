@@ -1,3 +1,4 @@
+import ExperimentGrid
 import Foundation
 
 /// A grid's missing cells as a SLURM job array (one task per cell, one core each) and a merge job
@@ -39,6 +40,12 @@ public struct SlurmSubmission {
     public var commit: String
     /// The most tasks one array may have (the cluster's MaxArraySize: indices 0 … MaxArraySize − 1).
     public var maxArraySize = 1001
+
+    public init(experiment: String, cells: [String], executable: String, gridArguments: [String], inspect: String,
+                resultsPath: String, workingDirectory: String, resources: Resources, commit: String) {
+        (self.experiment, self.cells, self.executable, self.gridArguments, self.inspect) = (experiment, cells, executable, gridArguments, inspect)
+        (self.resultsPath, self.workingDirectory, self.resources, self.commit) = (resultsPath, workingDirectory, resources, commit)
+    }
 
     /// `results/figure1.h5` → `results/figure1.slurm`.
     public var folder: String { (resultsPath as NSString).deletingPathExtension + ".slurm" }
@@ -175,7 +182,7 @@ public struct SlurmSubmission {
     }
 
     /// The cluster's MaxArraySize as `scontrol show config` reports it (nil when it cannot say).
-    static func maxArraySize(scontrol: String?) -> Int? {
+    public static func maxArraySize(scontrol: String?) -> Int? {
         guard let scontrol, let (status, output, _) = try? runProcess(scontrol, ["show", "config"]), status == 0,
               let line = output.split(separator: "\n").first(where: { $0.hasPrefix("MaxArraySize") }),
               let value = line.split(separator: "=").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), value > 0 else { return nil }
@@ -184,7 +191,7 @@ public struct SlurmSubmission {
 
     /// Runs `tool` with `arguments`; returns its standard output's first field (`--parsable`
     /// prints `id` or `id;cluster`), or throws with its standard error.
-    static func run(_ tool: String, _ arguments: [String], what: String) throws -> String {
+    public static func run(_ tool: String, _ arguments: [String], what: String) throws -> String {
         let (status, output, errors) = try runProcess(tool, arguments)
         let id = output.split(separator: "\n").first.map { String($0.split(separator: ";").first ?? "") } ?? ""
         guard status == 0, !id.isEmpty else {
@@ -195,15 +202,15 @@ public struct SlurmSubmission {
 
     /// The ids among `jobs` that `squeue` still lists (queued or running); empty when squeue
     /// knows none of them (or is not there to ask).
-    static func active(_ jobs: [String], squeue: String?) -> [String] {
+    public static func active(_ jobs: [String], squeue: String?) -> [String] {
         guard let squeue, !jobs.isEmpty,
               let (status, output, _) = try? runProcess(squeue, ["-h", "-j", jobs.joined(separator: ","), "-o", "%i"]),
               status == 0 else { return [] }
         return output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
-    struct SubmissionError: Error, CustomStringConvertible {
-        let description: String
+    public struct SubmissionError: Error, CustomStringConvertible {
+        public let description: String
     }
 }
 

@@ -1,3 +1,5 @@
+import GridExecution
+import ExperimentGrid
 import Autodiff
 import DKEFModel
 import Foundation

@@ -1,3 +1,4 @@
+import ExperimentGrid
 import Autodiff
 import COpenBLAS
 import Foundation
@@ -46,7 +47,7 @@ public struct Provenance {
         return Provenance(gitCommit: commit, gitDirty: dirty,
                           swiftVersion: run("swift", ["--version"])?.split(separator: "\n").first.map(String.init) ?? "unknown",
                           gslVersion: GSLNumerics.gslVersion, hdf5Version: ResultsStore.hdf5Version,
-                          openBLAS: openBLASConfiguration, cpuModel: Experiments.cpuModel(), cores: ProcessInfo.processInfo.activeProcessorCount,
+                          openBLAS: openBLASConfiguration, cpuModel: GridExecution.cpuModel(), cores: ProcessInfo.processInfo.activeProcessorCount,
                           blasThreads: openBLASThreadCount, host: ProcessInfo.processInfo.hostName)
     }
 

@@ -1,3 +1,6 @@
+import Reports
+import GridExecution
+import ExperimentGrid
 import Foundation
 import ResultsStore
 import Yams

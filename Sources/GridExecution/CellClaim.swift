@@ -1,3 +1,4 @@
+import ExperimentGrid
 import Foundation
 import ResultsStore
 

@@ -1,3 +1,5 @@
+import GridExecution
+import ExperimentGrid
 import ArgumentParser
 import Foundation
 import GSLNumerics

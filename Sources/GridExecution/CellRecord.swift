@@ -1,0 +1,70 @@
+import DKEFModel
+import ExperimentGrid
+import Foundation
+import GSLNumerics
+import Objectives
+import ResultsStore
+
+/// A finished cell as read back from a results file.
+public struct CellRecord {
+    public var name: String
+    public var method: String
+    public var dimension: Int
+    public var sigma: Double?
+    public var seed: Int
+    public var values: [String: Double]
+    public var overBudget: Bool
+    /// CP's noise layout (`cp_noise`; per_point for CP cells written before it existed), else nil.
+    public var cpNoise: String? = nil
+    /// The target's name (`target`; standard_normal for cells without the attribute).
+    public var target: String = Target.standardNormal.rawValue
+
+    /// As `Cell.series`: the method, with σ for DSM and the layout for CP's per-pair cells.
+    public var series: String {
+        if let sigma { return "\(method) (σ=\(sigma))" }
+        if let cpNoise, cpNoise != CurvaturePropagationNoise.perPoint.rawValue { return "\(method) (\(cpNoise) noise)" }
+        return method
+    }
+
+    /// Every finished cell of the file at `path`, with its scalar datasets.
+    public static func all(in path: String) throws -> [CellRecord] {
+        try ResultsFile.read(at: path) { root in
+            guard root.contains("cells") else { return [] }
+            let cells = try root.group("cells")
+            return try cells.childNames().map { name in
+                let g = try cells.group(name)
+                let values = try g.scalarDatasets()
+                let sigma = (try? g.attribute("sigma"))?.doubleValue
+                let method = try g.attribute("method").stringValue ?? "?"
+                let layout = (try? g.attribute("cp_noise"))?.stringValue
+                    ?? (method == Estimator.cp.rawValue ? CurvaturePropagationNoise.perPoint.rawValue : nil)
+                return CellRecord(name: name, method: method,
+                                  dimension: try g.attribute("dimension").intValue ?? 0, sigma: sigma,
+                                  seed: try g.attribute("seed").intValue ?? 0, values: values,
+                                  overBudget: ((try? g.attribute("over_budget"))?.intValue ?? 0) == 1, cpNoise: layout,
+                                  target: (try? g.attribute("target"))?.stringValue ?? Target.standardNormal.rawValue)
+            }
+        }
+    }
+}
+
+extension CellRecord {
+    /// The scalar metrics of a single-run file (train-dkef's `/metrics`).
+    public static func singleRunMetrics(in path: String) throws -> [String: Double] {
+        try ResultsFile.read(at: path) { root in
+            root.contains("metrics") ? try root.group("metrics").scalarDatasets() : [:]
+        }
+    }
+}
+
+extension ResultsGroup {
+    /// The group's scalar (rank-0) datasets by name: a cell's or a run's metrics.
+    func scalarDatasets() throws -> [String: Double] {
+        var values: [String: Double] = [:]
+        for name in try childNames() where kind(of: name) == .dataset {
+            let (shape, v) = try readDoubles(name)
+            if shape.isEmpty, let value = v.first { values[name] = value }
+        }
+        return values
+    }
+}
