@@ -8,13 +8,14 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check slurm-check figure1 figure2 figure3 figure4 table1 cp-noise all plots bench bench-baseline bench-core clean
+.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 table1 cp-noise all plots bench bench-baseline bench-core clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
 	@echo "make build       release build of every target"
 	@echo "make test        deps, then the full test suite (swift test, then Tests/cli/hardening.sh on the executables)"
-	@echo "make check       quick grids of figure1, table1, figure2, figure3 against experiments/thresholds.yml"
+	@echo "make check       quick grids of figure1, table1, figure2, figure3 against experiments/thresholds.yml; committed reports = their .h5; docs' links; plots byte-stable"
+	@echo "make report      every results table (results/*.md) regenerated from the committed results files (inspect report)"
 	@echo "make slurm-check figure1's quick grid through a single-node SLURM started here (root; installs slurm-wlm, munge): merged = local, a cancelled task resubmitted"
 	@echo "make figure1     full figure 1 -> results/figure1.h5, results/figure1.png|pdf"
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
@@ -64,6 +65,22 @@ check: build
 	$(BIN)/figure2 --quick
 	$(BIN)/figure3 --quick --jobs $(JOBS)
 	$(BIN)/inspect check --thresholds experiments/thresholds.yml --results results/quick
+	$(BIN)/inspect report --check --results results
+	$(MAKE) --no-print-directory docs-check plots-check
+
+# Every table of numbers in the docs comes from here: results/<name>.md from results/<name>.h5.
+report: build
+	$(BIN)/inspect report --results results
+
+# Every relative link and image path in README.md and docs/ resolves (files and #anchors).
+docs-check:
+	python3 experiments/check_links.py README.md docs
+
+# A figure drawn twice from the same results file is the same bytes (PNG and PDF).
+plots-check: $(PYTHON)
+	@tmp=$$(mktemp -d) && for i in 1 2; do $(PYTHON) experiments/plot.py figure4 results/figure4.h5 $$tmp/$$i > /dev/null; done; \
+	if cmp -s $$tmp/1.png $$tmp/2.png && cmp -s $$tmp/1.pdf $$tmp/2.pdf; then echo "plots-check: figure4 drawn twice: PNG and PDF byte-identical"; rm -rf $$tmp; \
+	else echo "plots-check: figure4 drawn twice differs ($$tmp)"; exit 1; fi
 
 # Issue 16: the cluster path on a real SLURM (experiments/slurm/local-cluster.sh, one node, this
 # machine): figure1 --quick --submit slurm against a local --jobs 2 run, bit for bit, then a

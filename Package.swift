@@ -81,7 +81,7 @@ let package = Package(
         .target(name: "CellExperiments",
                 dependencies: ["ExperimentGrid", "GridExecution", "Autodiff", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "Sampling", "Training"],
                 swiftSettings: strict),
-        .target(name: "Reports", dependencies: ["ExperimentGrid", "GridExecution", "GSLNumerics", "Objectives", "ResultsStore"], swiftSettings: strict),
+        .target(name: "Reports", dependencies: ["ExperimentGrid", "GridExecution", "CellExperiments", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore"], swiftSettings: strict),
         .target(name: "PaperClaims", dependencies: ["ExperimentGrid", "GridExecution", "Reports", "ResultsStore", "Yams"], swiftSettings: strict),
         .target(name: "ExperimentCommands",
                 dependencies: ["ExperimentGrid", "GridExecution", "Reports", "Autodiff", "GSLNumerics", "Objectives", "ResultsStore",

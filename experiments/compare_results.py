@@ -7,7 +7,7 @@ iteration (the iteration whose parameters were kept) in each, the largest relati
 the training and validation loss curves up to the first iteration where they differ by more than
 1e-6, and the cell's wall seconds in each. Per method and dimension: the mean ± standard error
 over seeds of the Fisher divergence in each file, so methods whose runs are not reproducible to
-rounding (CP: its √M⁺ amplifies rounding, see README "CP and rounding") can be judged against the
+rounding (CP: its √M⁺ amplifies rounding, see docs/performance.md "CP and rounding") can be judged against the
 seed spread. Totals: cell-hours of each file (sum of wall_seconds), per experiment and method.
 Reads only the two files; writes markdown to stdout or --out.
 """

@@ -122,7 +122,7 @@ extension DKEF.Density {
 /// The draws are the same, in the same order, as in `propagate` (q₀, then per kernel the exp node, the distance node and the net's two nodes), so
 /// the estimate equals it up to rounding (tested to 1e-12 on small models). CP's √M⁺ is not
 /// Lipschitz at M = 0, so over many training steps rounding differences grow; they do so between
-/// CPUs too (see README, "CP and rounding").
+/// CPUs too (see docs/performance.md, "CP and rounding").
 extension DKEF {
     func curvaturePropagationTrace(at x: Tensor, alpha: Tensor, noise: RandomStream) -> Tensor {
         let (n, d) = (x.shape[0], x.shape[1])

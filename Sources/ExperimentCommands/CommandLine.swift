@@ -33,7 +33,7 @@ extension ParsableCommand {
 
 /// The paragraph the grid executables that run on clusters (figure1, table1, figure3, figure4) add.
 public let clusterCommandHelp = """
-    On a cluster (README, "Running on a cluster"): --list-cells prints the cells still missing; \
+    On a cluster (docs/cluster.md): --list-cells prints the cells still missing; \
     --cell ID computes one into results/<name>.cells/ID.h5 and nothing else; `inspect merge \
     results/<name>.cells --into results/<name>.h5` folds those files in (all or nothing; run it \
     again at will). --submit slurm does all three: it writes results/<name>.slurm/array.sbatch \

@@ -1,6 +1,7 @@
 import GridExecution
 import ExperimentGrid
 import ArgumentParser
+import Reports
 import Foundation
 import GSLNumerics
 import Objectives
@@ -108,6 +109,15 @@ public struct FinishedGrid {
     public var out: String
     public var records: [CellRecord]
     public var seriesOrder: [String]
+
+    /// Writes the results file's report beside it (`results/figure1.md`, as `inspect report`
+    /// does), prints it, and says where it went.
+    public func publishReport(experiment: String) throws {
+        let report = try Report(resultsAt: out)
+        let path = try report.write()
+        print(try report.markdown, terminator: "")
+        log("\(experiment): wrote \(path)")
+    }
 }
 
 extension ExperimentOptions {

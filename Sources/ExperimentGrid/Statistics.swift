@@ -10,22 +10,6 @@ public func meanAndStandardError(_ xs: [Double]) -> (mean: Double, standardError
     return (mean, (variance / n).squareRoot())
 }
 
-/// "mean ± standard error" of `xs` with `digits` decimals; the mean alone for one value, "–" for none.
-public func formattedMeanAndError(_ xs: [Double], digits: Int = 3) -> String {
-    let (mean, error) = meanAndStandardError(xs)
-    return formattedMeanAndError(mean: mean, standardError: error, count: xs.count, digits: digits)
-}
-
-/// "mean ± standard error" over `count` values; the mean alone for one value (no error to give),
-/// "–" for none.
-public func formattedMeanAndError(mean: Double, standardError: Double, count: Int, digits: Int = 3) -> String {
-    switch count {
-    case 0: "–"
-    case 1: String(format: "%.\(digits)f", mean)
-    default: String(format: "%.\(digits)f ± %.\(digits)f", mean, standardError)
-    }
-}
-
 /// Median (mean of the middle two for an even count).
 public func median(_ xs: [Double]) -> Double {
     guard !xs.isEmpty else { return .nan }

@@ -18,6 +18,12 @@ public struct CellRecord {
     public var cpNoise: String? = nil
     /// The target's name (`target`; standard_normal for cells without the attribute).
     public var target: String = Target.standardNormal.rawValue
+    /// Where and how long the cell was computed (`wall_seconds`, `git_commit`, `cpu_model`, and the
+    /// kernel OpenBLAS chose, from `openblas`); nil where a cell predates the attribute.
+    public var wallSeconds: Double? = nil
+    public var gitCommit: String? = nil
+    public var cpuModel: String? = nil
+    public var openBLAS: String? = nil
 
     /// As `Cell.series`: the method, with σ for DSM and the layout for CP's per-pair cells.
     public var series: String {
@@ -42,7 +48,11 @@ public struct CellRecord {
                                   dimension: try g.attribute("dimension").intValue ?? 0, sigma: sigma,
                                   seed: try g.attribute("seed").intValue ?? 0, values: values,
                                   overBudget: ((try? g.attribute("over_budget"))?.intValue ?? 0) == 1, cpNoise: layout,
-                                  target: (try? g.attribute("target"))?.stringValue ?? Target.standardNormal.rawValue)
+                                  target: (try? g.attribute("target"))?.stringValue ?? Target.standardNormal.rawValue,
+                                  wallSeconds: (try? g.attribute("wall_seconds"))?.doubleValue,
+                                  gitCommit: (try? g.attribute("git_commit"))?.stringValue,
+                                  cpuModel: (try? g.attribute("cpu_model"))?.stringValue,
+                                  openBLAS: (try? g.attribute("openblas"))?.stringValue.map(openBLASCore))
             }
         }
     }
@@ -67,4 +77,13 @@ extension ResultsGroup {
         }
         return values
     }
+}
+
+/// The kernel named in an OpenBLAS configuration string ("OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH
+/// NO_AFFINITY Cooperlake MAX_THREADS=64" → "Cooperlake"): its one word that is not a build option.
+public func openBLASCore(_ configuration: String) -> String {
+    let options: Set<Substring> = ["OpenBLAS", "NO_LAPACKE", "DYNAMIC_ARCH", "NO_AFFINITY"]
+    return configuration.split(separator: " ").first { word in
+        word.first?.isUppercase == true && !options.contains(word) && !word.hasPrefix("MAX_THREADS")
+    }.map(String.init) ?? configuration
 }

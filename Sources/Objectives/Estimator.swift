@@ -15,6 +15,19 @@ public enum Estimator: String, CaseIterable, Sendable {
     /// The six methods of the paper's experiments (every estimator but FSM): the default grid.
     public static var paper: [Estimator] { allCases.filter { $0 != .fsm } }
 
+    /// The name tables and legends print (the paper's, where it has one).
+    public var displayName: String {
+        switch self {
+        case .sm: "SM (exact)"
+        case .ssm: "SSM"
+        case .ssmVR: "SSM-VR"
+        case .dsm: "DSM"
+        case .cp: "CP"
+        case .approxBP: "Approx BP"
+        case .fsm: "FSM"
+        }
+    }
+
     /// Whether the estimator needs a model with layer structure (`DiagonalHessianEstimating`).
     public var needsLayeredModel: Bool { self == .cp || self == .approxBP }
 

@@ -18,7 +18,7 @@ struct Figure1: ParsableCommand {
         Runs the DKEF HighDim protocol (train, finalise, evaluate) for every cell of the grid \
         methods × dims × DSM sigmas × seeds in the config (default experiments/figure1.yml), writing \
         each cell to the HDF5 results file as soon as it finishes. A rerun resumes: cells already in \
-        the file with the same config hash are skipped. Prints mean ± standard error over seeds. \
+        the file with the same config hash are skipped. Writes the report (mean ± standard error over seeds per method and D) to results/figure1.md and prints it. \
         Plot with `make figure1` (experiments/plot.py).
 
         With --jobs N, N processes compute cells at once, one OpenBLAS thread each; processes \
@@ -33,10 +33,6 @@ struct Figure1: ParsableCommand {
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         if try options.runClusterMode(cluster, experiment: "figure1", compute: ProtocolExperiment.compute) { return }
-        let run = try options.runGrid(experiment: "figure1", compute: ProtocolExperiment.compute)
-        let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
-        print("figure1 (\(out), config \(config.hash)): mean ± standard error over seeds \(config.seeds)\n")
-        print("Test Fisher divergence ½ E‖s − s_d‖²:\n" + markdownTable(summarize(records, metric: "fisher_divergence"), seriesOrder: order) + "\n")
-        print("Exact SM objective on the test set:\n" + markdownTable(summarize(records, metric: "exact_sm"), seriesOrder: order))
+        try options.runGrid(experiment: "figure1", compute: ProtocolExperiment.compute).publishReport(experiment: "figure1")
     }
 }

@@ -21,7 +21,7 @@ struct Figure2: ParsableCommand {
         parameter gradient + an Adam step, on a freshly initialised DKEF. Reports the median of the \
         timed iterations after warm-up (timing: in the config, default experiments/figure2.yml) per \
         phase (alpha, objective, backward, optimizer). Exact SM stops growing D once a cell's median \
-        iteration exceeds timing.budget_seconds. Prints each method's log-log slope of time vs D.
+        iteration exceeds timing.budget_seconds. Writes the report (medians per method and D, each method's log-log slope of time vs D, the phases at its largest D) to results/figure2.md and prints it.
         """ + "\n\n" + gridCommandChecks)
 
     @OptionGroup var options: ExperimentOptions
@@ -40,16 +40,6 @@ struct Figure2: ParsableCommand {
             let over = try CellRecord.all(in: out).first { $0.method == "sm" && $0.seed == cell.seed && $0.overBudget && $0.dimension < cell.dimension }
             return over.map { "exact SM exceeded the \(config.timing.budgetSeconds) s budget at D=\($0.dimension)" }
         }, compute: TimingExperiment.compute)
-        let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
-        print("figure2 (\(out), config \(config.hash)): median seconds per training iteration, \(cpuModel())\n")
-        print(markdownTable(summarize(records, metric: "median_total_seconds"), seriesOrder: order, digits: 4) + "\n")
-        for phase in ["alpha", "objective", "backward", "optimizer"] {
-            print("Phase \(phase):\n" + markdownTable(summarize(records, metric: "median_\(phase)_seconds"), seriesOrder: order, digits: 4) + "\n")
-        }
-        print("Log-log slope of time vs D (time ∝ D^slope):")
-        for series in order {
-            let points = records.filter { $0.series == series }.compactMap { r in r.values["median_total_seconds"].map { (Double(r.dimension), $0) } }
-            print("  \(series): \(String(format: "%.2f", logLogSlope(x: points.map(\.0), y: points.map(\.1)))) over D = \(points.map { Int($0.0) }.sorted())")
-        }
+        try run.publishReport(experiment: "figure2")
     }
 }

@@ -31,28 +31,6 @@ struct Figure3: ParsableCommand {
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         if try options.runClusterMode(cluster, experiment: "figure3", compute: ProtocolExperiment.compute) { return }
-        let run = try options.runGrid(experiment: "figure3", compute: ProtocolExperiment.compute)
-        let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
-        let parameters = config.targetParameters ?? TargetParameters()
-        var lines = ["# Figure 3: score-matching methods across targets (DKEF, the authors' HighDim protocol)", "",
-                     "Config \(config.hash); seeds \(config.seeds); mean ± standard error over seeds. Produced by `figure3` into \(out).", ""]
-        for name in config.targets {
-            let target = try Target(named: name)
-            let rows = records.filter { $0.target == name }
-            lines.append("## \(TargetSettings(target, parameters: parameters).description)")
-            lines.append("")
-            lines.append("Test Fisher divergence ½ E‖s − s_d‖²:")
-            lines.append("")
-            lines.append(markdownTable(summarize(rows, metric: "fisher_divergence"), seriesOrder: order))
-            lines.append("")
-            // Importance sampling of log Z: how many of the draws carry it (median over the cells).
-            let ess = config.dims.map { d -> String in
-                let values = rows.filter { $0.dimension == d }.compactMap { $0.values["log_z_ess"] }
-                return values.isEmpty ? "D=\(d): –" : String(format: "D=%d: %.3g", d, median(values))
-            }
-            lines.append("Median effective sample size of log Z's importance weights (of \(config.protocolSettings.importanceSamples) draws): " + ess.joined(separator: ", ") + ".")
-            lines.append("")
-        }
-        try publishMarkdown(lines, besides: out, experiment: "figure3")
+        try options.runGrid(experiment: "figure3", compute: ProtocolExperiment.compute).publishReport(experiment: "figure3")
     }
 }

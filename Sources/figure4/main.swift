@@ -39,36 +39,6 @@ struct Figure4: ParsableCommand {
         selectOpenBLASCore()
         ssm_retain_freed_memory()
         if try options.runClusterMode(cluster, experiment: "figure4", compute: SamplingExperiment.compute) { return }
-        let run = try options.runGrid(experiment: "figure4", compute: SamplingExperiment.compute)
-        let (config, out, records, order) = (run.config, run.out, run.records, run.seriesOrder)
-        let s = config.samplerSettings!
-        let columns = [("mala_ksd", "MALA KSD²"), ("mala_mmd", "MALA MMD²"), ("langevin_ksd", "Langevin KSD²"),
-                       ("langevin_mmd", "Langevin MMD²"), ("mala_acceptance", "MALA acceptance"), ("fisher_divergence", "Fisher divergence")]
-        var lines = ["# Figure 4: samples from the trained models (DKEF, the authors' HighDim protocol)", "",
-                     "Config \(config.hash); seeds \(config.seeds); mean ± standard error over seeds. Produced by `figure4` into \(out).",
-                     "", String(format: "%d chains from the base density q₀, τ = %g, %d steps, kept after %d every %d. KSD² against the target's exact score, MMD² against as many exact target draws; both unbiased, so ≈ 0 (and possibly negative) for exact samples.", s.chains, s.stepSize, s.steps, s.burnIn, s.thinning), ""]
-        let parameters = config.targetParameters ?? TargetParameters()
-        for name in config.targets {
-            for d in config.dims {
-                let rows = records.filter { $0.target == name && $0.dimension == d }
-                lines.append("## \(TargetSettings(try Target(named: name), parameters: parameters).description), D = \(d)")
-                lines.append("")
-                lines.append("| method | " + columns.map(\.1).joined(separator: " | ") + " |")
-                lines.append("|---|" + columns.map { _ in "---|" }.joined())
-                // The floor: exact draws, one set per seed (every method of a seed has the same).
-                let perSeed = Dictionary(grouping: rows, by: \.seed).values.compactMap(\.first)
-                let exact = [formattedMeanAndError(perSeed.compactMap { $0.values["exact_ksd"] }),
-                             formattedMeanAndError(perSeed.compactMap { $0.values["exact_mmd"] })]
-                lines.append("| exact target samples | \(exact[0]) | \(exact[1]) | \(exact[0]) | \(exact[1]) | – | 0 |")
-                for series in order {
-                    let cells = rows.filter { $0.series == series }
-                    guard !cells.isEmpty else { continue }
-                    let values = columns.map { metric in formattedMeanAndError(cells.compactMap { $0.values[metric.0] }) }
-                    lines.append("| \(tableLabel(series)) | " + values.joined(separator: " | ") + " |")
-                }
-                lines.append("")
-            }
-        }
-        try publishMarkdown(lines, besides: out, experiment: "figure4")
+        try options.runGrid(experiment: "figure4", compute: SamplingExperiment.compute).publishReport(experiment: "figure4")
     }
 }

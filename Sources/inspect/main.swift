@@ -3,6 +3,7 @@ import ExperimentCommands
 import ExperimentGrid
 import GridExecution
 import PaperClaims
+import Reports
 import Foundation
 import ResultsStore
 
@@ -10,9 +11,9 @@ import ResultsStore
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Print what a results file holds (provenance, cells, metrics, missing cells), check it against thresholds, merge per-cell files into it, or compare two.",
-        discussion: "Exit status: 0 on success, 64 for a file it cannot use (missing, corrupt, of another kind) or a merge it refuses, 1 when `check` finds a broken threshold or `compare` a difference.",
-        subcommands: [Show.self, Check.self, Merge.self, Compare.self],
+        abstract: "Print what a results file holds (provenance, cells, metrics, missing cells), check it against thresholds, write or check its Markdown report, merge per-cell files into it, or compare two.",
+        discussion: "Exit status: 0 on success, 64 for a file it cannot use (missing, corrupt, of another kind) or a merge it refuses, 1 when `check` finds a broken threshold, `report --check` a stale report or `compare` a difference.",
+        subcommands: [Show.self, Check.self, Report.self, Merge.self, Compare.self],
         defaultSubcommand: Show.self)
 
     static func main() { mainWithExitCodes() }
@@ -144,5 +145,72 @@ struct Compare: ParsableCommand {
         let shared = a.count - onlyFirst.count
         print("compare: \(shared) cell(s) in both, \(equalMetrics) metric(s) bitwise equal, \(problems.count) difference(s)")
         if !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write every results file's Markdown report (results/figure1.h5 → results/figure1.md), or check that the reports on disk are what the results files give.",
+        discussion: """
+        Reads each grid results file directly in --results (figure1, figure2, table1, figure3, \
+        figure4) and each folder of train-dkef files in it (results/dkef-d10/ → results/dkef-d10.md), \
+        and writes its report (and the headline table in --readme): per figure and table, each metric's mean ± standard error over seeds \
+        per method and D, the wall time per cell, and where the cells were computed. The report \
+        depends on the results file alone, so the same file always gives the same bytes. With \
+        --check nothing is written: the command lists every report that is missing or differs \
+        from what its results file gives, and exits 1 if there is one (make check runs this).
+        """)
+
+    @Option(help: "The folder of results files.")
+    var results = "results"
+
+    @Flag(help: "Write nothing; exit 1 if a report on disk is missing or differs from what its results file gives.")
+    var check = false
+
+    @Option(help: "A Markdown file whose headline block (between the headline markers) is the table of the paper's claims from --results' figure1, figure2 and table1 files; skipped when the file or its markers are absent.")
+    var readme = "README.md"
+
+    func run() throws {
+        guard FileManager.default.fileExists(atPath: results) else { throw FileError("--results: \(results) does not exist") }
+        let names = try FileManager.default.contentsOfDirectory(atPath: results).sorted()
+        var reports: [(path: String, text: String)] = []
+        for name in names {
+            let path = results + "/" + name
+            var isFolder: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+            if isFolder.boolValue {
+                if !name.hasPrefix("."), !name.hasSuffix(".cells"), let folder = try readingUserFile({ try RunFolderReport(folder: path) }) {
+                    reports.append((folder.markdownPath, folder.markdown))
+                }
+            } else if name.hasSuffix(".h5"), Reports.Report.experiments.contains(try readingUserFile { try ResultsGrid.experiment(of: path) }) {
+                let report = try readingUserFile { try Reports.Report(resultsAt: path) }
+                reports.append((Reports.Report.markdownPath(for: path), try report.markdown))
+            }
+        }
+        if let text = try? String(contentsOfFile: readme, encoding: .utf8),
+           let updated = try readingUserFile({ try HeadlineReport(resultsFolder: results) }).replacingBlock(in: text) {
+            reports.append((readme, updated))
+        }
+        var stale: [String] = []
+        for (path, text) in reports {
+            if check {
+                let onDisk = try? String(contentsOfFile: path, encoding: .utf8)
+                if onDisk != text {
+                    stale.append(path)
+                    print("report: \(path) \(onDisk == nil ? "is missing" : "differs from what its results file gives")")
+                }
+            } else {
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                print("report: wrote \(path)")
+            }
+        }
+        if check {
+            print("report: \(reports.count - stale.count) of \(reports.count) report(s) in \(results) match their results files")
+            if !stale.isEmpty {
+                print("report: run `make report` (inspect report --results \(results)) and commit the regenerated files")
+                throw ExitCode.failure
+            }
+        }
     }
 }

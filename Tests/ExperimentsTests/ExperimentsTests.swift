@@ -500,3 +500,29 @@ func folder() -> String {
         #expect(ThresholdCheck.worstRatio([noFisher], "ssm", "dsm", metric: "fisher_divergence").isNaN)
     }
 }
+
+/// A report is computed from its results file alone: each entry is the mean ± standard error
+/// (sample standard deviation / √n) over seeds, rows in the estimators' order with their display
+/// names, and the same file gives the same text.
+@Suite struct MarkdownReports {
+    @Test func aReportStatesMeanAndStandardErrorOverSeeds() throws {
+        let path = folder() + "/figure1.h5"
+        let text = "methods: [ssm, sm]\ndims: [2, 3]\nseeds: [0, 1, 2]\n"
+        let config = try ExperimentConfig.parse(text, file: "x.yml", quick: false)
+        let grid = try ResultsGrid(path: path, experiment: "figure1", config: config, configText: text, fresh: false)
+        // SSM at D = 2: 1, 2, 4 (mean 7/3, sd √(7/3), SE √(7/9) = 0.882); SM at D = 2: 0.5 on each seed.
+        let values: [String: [Double]] = ["ssm_d2": [1, 2, 4], "sm_d2": [0.5, 0.5, 0.5], "ssm_d3": [3, 3, 3], "sm_d3": [1, 2, 3]]
+        try grid.run(try config.cells) { cell in
+            let value = values["\(cell.method.rawValue)_d\(cell.dimension)"]![cell.seed]
+            return { try $0.write("fisher_divergence", doubles: [value], shape: []) }
+        }
+        let report = try Reports.Report(resultsAt: path)
+        let markdown = try report.markdown
+        #expect(markdown.contains("| SM (exact) | 0.5 ± 0 | 2 ± 0.58 |"), "\(markdown)")
+        #expect(markdown.contains("| SSM | 2.33 ± 0.88 | 3 ± 0 |"), "\(markdown)")
+        // SM's row comes before SSM's whatever order the config lists them in.
+        let sm = try #require(markdown.range(of: "| SM (exact) |")), ssm = try #require(markdown.range(of: "| SSM |"))
+        #expect(sm.lowerBound < ssm.lowerBound)
+        #expect(try Reports.Report(resultsAt: path).markdown == markdown)
+    }
+}

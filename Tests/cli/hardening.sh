@@ -239,6 +239,22 @@ cell_threads=$(h5dump -a /cells/ssm_d2_seed1/blas_threads jobs2.h5 | grep -o '(0
 [ "$threads" = 1 ] && [ "$cell_threads" = 1 ] && ok "blas_threads: file $threads, cells $cell_threads" || bad "blas_threads: file '$threads', cell '$cell_threads'"
 expect "inspect show, a train-dkef file" 0 "fisher_divergence = " -- "$bin/inspect" show run.h5
 
+echo "cli: 14b. reports follow their results files (inspect report)"
+mkdir -p reports && cp precious.h5 reports/grid.h5 && cp run.h5 reports/ignored-run.h5
+expect "inspect report" 0 "wrote reports/grid.md" -- "$bin/inspect" report --results reports
+report_sum=$(sum reports/grid.md)
+grep -q "| SSM | " reports/grid.md && ok "the report has the grid's SSM row" || bad "the report lacks the SSM row" "$(cat reports/grid.md)"
+expect "inspect report again" 0 "wrote reports/grid.md" -- "$bin/inspect" report --results reports
+unchanged "a report regenerated from the same file" reports/grid.md "$report_sum"
+expect "inspect report --check, up to date" 0 "1 of 1 report(s) in reports match" -- "$bin/inspect" report --check --results reports
+sed -i 's/| SSM | [0-9.]*/| SSM | 9.99/' reports/grid.md
+expect "inspect report --check, an edited report" 1 "reports/grid.md differs from what its results file gives" -- "$bin/inspect" report --check --results reports
+"$bin/inspect" report --results reports > /dev/null && cp jobs2.h5 reports/grid.h5
+expect "inspect report --check, a recomputed results file" 1 "reports/grid.md differs" -- "$bin/inspect" report --check --results reports
+rm reports/grid.md
+expect "inspect report --check, a missing report" 1 "reports/grid.md is missing" -- "$bin/inspect" report --check --results reports
+expect "inspect report, no such folder" 64 "--results: nowhere does not exist" -- "$bin/inspect" report --results nowhere
+
 echo "cli: 15-16. the default config, pinned packages in the provenance"
 expect "the default config from another folder" 64 "the default config is relative to the repository root" -- "$bin/figure1"
 packages=$(h5dump -a /swift_packages jobs2.h5 | grep -o 'swift-argument-parser [0-9.]*, Yams [0-9.]*')
