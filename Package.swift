@@ -9,6 +9,7 @@
 //   Objectives      — the score-matching losses (SM, SSM, SSM-VR, DSM), trace estimators, Fisher divergence
 //   DKEFModel       — the deep kernel exponential family, its closed-form α, CP and Approx BP passes
 //   Sampling        — Langevin and MALA for any log density; KSD and MMD of samples
+//   NeuralModels    — energy networks, score networks and noise-conditional score networks (MLPs)
 //   Training        — Adam, clipping, the HighDim DKEF protocol, HDF5 checkpoints
 //   ExperimentGrid  — a grid's config (YAML) and its cells, usage errors, statistics over seeds
 //   GridExecution   — running cells: the resumable results file, claims, local workers, per-cell
@@ -73,6 +74,7 @@ let package = Package(
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"], swiftSettings: strict),
         .target(name: "DKEFModel", dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Sampling", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
+        .target(name: "NeuralModels", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "ResultsStore"], swiftSettings: strict),
         // The experiments, one job per module:
         .target(name: "ExperimentGrid", dependencies: ["DKEFModel", "GSLNumerics", "Objectives", "Sampling", "Training", "Yams"], swiftSettings: strict),
@@ -120,6 +122,7 @@ let package = Package(
         .testTarget(name: "DKEFModelTests", dependencies: ["DKEFModel", "Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ExperimentsTests", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "GSLNumerics", "Sampling", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
+        .testTarget(name: "NeuralModelsTests", dependencies: ["NeuralModels", "Objectives", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "GSLNumerics", "Objectives", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
     ]

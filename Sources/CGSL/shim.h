@@ -16,6 +16,9 @@
 #include <gsl/gsl_linalg.h>
 #include <gsl/gsl_sf_log.h>
 #include <gsl/gsl_sf_gamma.h>
+#include <gsl/gsl_sf_bessel.h>
+#include <gsl/gsl_integration.h>
+#include <gsl/gsl_cdf.h>
 
 // Swift 6 rejects direct use of these C globals.
 static inline const gsl_rng_type *ssm_gsl_rng_mt19937(void) { return gsl_rng_mt19937; }

@@ -8,7 +8,7 @@ import Autodiff
 /// with U the coordinate vectors e₁…e_D or given projections. A `DirectionalForm` states an
 /// objective's terms that way, once; they are then evaluated either by reverse mode on any
 /// log-density (a Hessian-vector product per direction, or one backward pass per coordinate for
-/// the trace) or, for a model that provides them (`DirectionalDerivatives`), by forward-mode
+/// the trace; a score network's score likewise) or, for a model that provides them (`DirectionalDerivatives`), by forward-mode
 /// derivatives of its layers, with the same numbers.
 public struct DirectionalForm {
     public enum Directions {
@@ -67,7 +67,7 @@ public struct DirectionalForm {
     }
 
     /// The terms of f at x (called with recording on; x is a constant).
-    public func terms(of f: any LogDensityFunction, at x: Tensor, createGraph: Bool) -> ObjectiveTerms {
+    public func terms(of f: any ScoreFunction, at x: Tensor, createGraph: Bool) -> ObjectiveTerms {
         let point = shift.map { x + $0 } ?? x
         if let fast = f as? DirectionalDerivatives {
             // Forward mode needs no graph of x; record one only for parameter gradients.
@@ -78,7 +78,7 @@ public struct DirectionalForm {
             }
         }
         let leaf = point.requiringGradient()
-        let s = score(of: f, at: leaf)
+        let s = f.modelScore(at: leaf)
         let first: Tensor
         switch self.first {
         case .coordinates: first = s

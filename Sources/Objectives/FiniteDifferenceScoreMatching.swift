@@ -56,11 +56,30 @@ public struct FiniteDifferenceScoreMatching: ScoreObjective {
                          residualWeights: residual, linearWeights: linear)
     }
 
-    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
+    /// A log-density: its values at the shifted points (`valueForm`). A score network, which has
+    /// no values: Pang et al.'s form for score models, central differences of vᵀs along v,
+    ///
+    ///     vᵀs ≈ (vᵀs₊ + vᵀs₋)/2,   vᵀ∇ₓs v ≈ (vᵀs₊ − vᵀs₋)/(2h),   s± = s(x ± h v),
+    ///
+    /// both O(h²) from the derivatives (so it too tends to SSM's with the same v), residual
+    /// (vᵀs₊ + vᵀs₋)/(2√n) `[N, n]`, linear term the mean of (vᵀs₊ − vᵀs₋)/(2h) `[N]`.
+    public func terms(of model: any ScoreFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
         guard let form = valueForm(at: x, noise: noise) else {
             throw ObjectiveError.badBatch(shape: noise.projections?.shape ?? [], expected: "projections [n, \(x.shape[0]), \(x.shape[1])]")
         }
-        let (residual, linear) = form.combine(logDensity.logDensity(form.points))
+        if let density = model as? any LogDensityFunction {
+            let (residual, linear) = form.combine(density.logDensity(form.points))
+            return ObjectiveTerms(residual: residual, linear: linear)
+        }
+        let v = noise.projections!, n = v.shape[0], points = x.shape[0]
+        let h = epsilon / Double(x.shape[1]).squareRoot()
+        // The blocks x + h vⱼ (j < n) and x − h vⱼ of the value form, scored in one call.
+        let s = model.modelScore(at: form.points.slice(points..<((1 + 2 * n) * points), alongAxis: 0))
+        let projected = (s * Tensor.concatenate([v, v], alongAxis: 0).reshaped([2 * n * points, x.shape[1]])).sum(alongAxis: 1)
+        let plus = projected.slice(0..<(n * points), alongAxis: 0).reshaped([n, points])
+        let minus = projected.slice((n * points)..<(2 * n * points), alongAxis: 0).reshaped([n, points])
+        let residual = ((plus + minus) * (0.5 / Double(n).squareRoot())).transposed()
+        let linear = ((plus - minus) * (0.5 / (h * Double(n)))).sum(alongAxis: 0)
         return ObjectiveTerms(residual: residual, linear: linear)
     }
 }

@@ -1,19 +1,45 @@
 import Autodiff
 import GSLNumerics
 
+/// What a score-matching objective is evaluated on: a model of the score s(x) = ∇ₓ log p(x),
+/// `[N, D]` → `[N, D]`, row n depending on row n of the input only, written with differentiable
+/// operations so that ∇ₓ s and parameter gradients flow through it. A log-density (below) has
+/// one, by reverse mode; a score network gives s directly and has no log-density.
+public protocol ScoreFunction {
+    /// s(x) per row, `[N, D]`, kept in the graph (x must require a gradient wherever the caller
+    /// differentiates s again in x).
+    func modelScore(at x: Tensor) -> Tensor
+}
+
+/// A score for every noise level σ: s(x, σ) ≈ ∇ₓ log q_σ(x), q_σ the data's law blurred by
+/// N(0, σ²I) (a noise-conditional score network, or an exact mixture's blurred score), for
+/// annealed Langevin dynamics and NCSN's denoising objective.
+public protocol NoiseConditionalScoreFunction {
+    /// s(xₙ, σₙ) per row, `[N, D]`, with each row's level in `sigmas` `[N]`.
+    func score(at x: Tensor, sigmas: Tensor) -> Tensor
+}
+
 /// An unnormalised log-density log p̃: a batch `[N, D]` maps to one value per row, `[N]`.
 /// Row n of the output must depend on row n of the input only (so ∇ₓ Σₙ log p̃(xₙ) gives every
 /// row's score in one backward pass).
-public protocol LogDensityFunction {
+public protocol LogDensityFunction: ScoreFunction {
     /// log p̃(x) per row: `[N, D]` → `[N]`.
     func logDensity(_ x: Tensor) -> Tensor
 }
 
-/// A log-density with trainable parameters θ.
-public protocol LogDensityModel: LogDensityFunction {
+extension LogDensityFunction {
+    /// ∇ₓ log p̃ by reverse mode, kept in the graph (`score(of:at:)`); x must require a gradient.
+    public func modelScore(at x: Tensor) -> Tensor { score(of: self, at: x) }
+}
+
+/// A score model with trainable parameters θ: a score network, or a log-density model.
+public protocol ScoreModel: ScoreFunction {
     /// θ: tensors that require a gradient.
     var parameters: [Tensor] { get set }
 }
+
+/// A log-density with trainable parameters θ.
+public protocol LogDensityModel: LogDensityFunction, ScoreModel {}
 
 /// A log-density given by a closure.
 public struct LogDensityClosure: LogDensityFunction {

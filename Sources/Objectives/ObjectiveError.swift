@@ -10,6 +10,8 @@ public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
     case badModelOutput(shape: [Int], expected: [Int])
     case nonFinite(what: String)
     case needsLayeredModel(estimator: String)
+    case badScoreOutput(shape: [Int], expected: [Int])
+    case needsLogDensity(estimator: String)
 
     public var description: String {
         switch self {
@@ -29,6 +31,10 @@ public enum ObjectiveError: Error, CustomStringConvertible, Equatable {
             "data batch has shape \(shape), expected \(expected)"
         case let .badModelOutput(shape, expected):
             "the model's log-density has shape \(shape), expected \(expected) (one value per row of the batch)"
+        case let .badScoreOutput(shape, expected):
+            "the model's score has shape \(shape), expected \(expected) (one D-vector per row of the batch)"
+        case let .needsLogDensity(estimator):
+            "the \(estimator) estimator is defined through a log-density (an energy network's −E); a score network has none (for a score network, DEEN's loss is DSM's: use dsm)"
         case let .needsLayeredModel(estimator):
             "the \(estimator) estimator needs a model with layer structure (DiagonalHessianEstimating, e.g. DKEF); this model is only a log-density"
         case let .nonFinite(what):

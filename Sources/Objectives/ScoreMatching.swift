@@ -39,18 +39,18 @@ public struct ScoreMatching<Trace: TraceEstimator>: ScoreObjective {
         traceEstimator.diagonalMethod(noise: noise)
     }
 
-    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
-        if let form = directionalForm(noise: noise) { return form.terms(of: logDensity, at: x, createGraph: createGraph) }
-        if diagonalHessianMethod(noise: noise) != nil, let explicit = logDensity as? ExplicitScore {
+    public func terms(of model: any ScoreFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
+        if let form = directionalForm(noise: noise) { return form.terms(of: model, at: x, createGraph: createGraph) }
+        if diagonalHessianMethod(noise: noise) != nil, let explicit = model as? ExplicitScore {
             // The special passes read x, not the score's graph: the score in closed form.
             let point = x.detached()
             let s = GradientMode.$isRecording.withValue(createGraph) { explicit.score(at: point) }
-            let trace = try traceEstimator.trace(of: s, at: point, logDensity: logDensity, noise: noise, createGraph: createGraph)
+            let trace = try traceEstimator.trace(of: s, at: point, model: model, noise: noise, createGraph: createGraph)
             return ObjectiveTerms(residual: s, linear: trace)
         }
         let leaf = x.requiringGradient()
-        let s = score(of: logDensity, at: leaf)
-        let trace = try traceEstimator.trace(of: s, at: leaf, logDensity: logDensity, noise: noise, createGraph: createGraph)
+        let s = model.modelScore(at: leaf)
+        let trace = try traceEstimator.trace(of: s, at: leaf, model: model, noise: noise, createGraph: createGraph)
         return ObjectiveTerms(residual: s, linear: trace)
     }
 }

@@ -15,7 +15,7 @@ public protocol ScoreObjective: CustomStringConvertible {
     func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise
 
     /// The per-point terms at x. Called with gradient recording on; x is a constant.
-    func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms
+    func terms(of model: any ScoreFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms
 
     /// The terms as directional derivatives (`DirectionalForm`), for objectives that are; nil for
     /// those that are not (CP, Approx BP).
@@ -86,18 +86,26 @@ extension ScoreObjective {
 }
 
 extension ScoreObjective {
-    /// Evaluates the objective of the log-density f on the batch x with the given draws.
+    /// Evaluates the objective of the model f (a log-density or a score network) on the batch x
+    /// with the given draws.
     /// - Parameter createGraph: keep the result differentiable in the model's parameters (training);
     ///   false for evaluation, where no graph outlives the call.
     /// - Throws: `ObjectiveError` for a batch that is not `[N, D]` with N, D ≥ 1, a model output
-    ///   that is not `[N]`, a model the estimator cannot handle, or a non-finite value.
-    public func evaluate(_ f: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise,
+    ///   that is not `[N]` (a log-density) or `[N, D]` (a score), a model the estimator cannot
+    ///   handle, or a non-finite value.
+    public func evaluate(_ f: any ScoreFunction, at x: Tensor, noise: ObjectiveNoise,
                          createGraph: Bool = true) throws -> ObjectiveValue {
         guard x.rank == 2, x.shape[0] > 0, x.shape[1] > 0 else { throw ObjectiveError.badBatch(shape: x.shape, expected: "[N, D] with N, D ≥ 1") }
         guard x.isFinite else { throw ObjectiveError.nonFinite(what: "the data batch") }
         let n = x.shape[0]
-        let outputShape = withoutGradients { f.logDensity(x.slice(0..<1, alongAxis: 0)).shape }
-        guard outputShape == [1] else { throw ObjectiveError.badModelOutput(shape: outputShape, expected: [1]) }
+        let row = x.slice(0..<1, alongAxis: 0)
+        if let density = f as? any LogDensityFunction {
+            let outputShape = withoutGradients { density.logDensity(row).shape }
+            guard outputShape == [1] else { throw ObjectiveError.badModelOutput(shape: outputShape, expected: [1]) }
+        } else {
+            let outputShape = withoutGradients { f.modelScore(at: row).shape }
+            guard outputShape == [1, x.shape[1]] else { throw ObjectiveError.badScoreOutput(shape: outputShape, expected: [1, x.shape[1]]) }
+        }
         var terms = try GradientMode.$isRecording.withValue(true) {
             try self.terms(of: f, at: x.detached(), noise: noise, createGraph: createGraph)
         }
@@ -116,7 +124,7 @@ extension ScoreObjective {
     }
 
     /// Draws noise from `stream`, then evaluates f on x.
-    public func evaluate(_ f: any LogDensityFunction, at x: Tensor, using stream: RandomStream,
+    public func evaluate(_ f: any ScoreFunction, at x: Tensor, using stream: RandomStream,
                          createGraph: Bool = true) throws -> ObjectiveValue {
         guard x.rank == 2 else { throw ObjectiveError.badBatch(shape: x.shape, expected: "[N, D]") }
         let noise = drawNoise(points: x.shape[0], dimension: x.shape[1], using: stream)

@@ -33,7 +33,7 @@ public struct SlicedScoreMatching: ScoreObjective {
         return DirectionalForm(first: .given(v), firstScale: 1 / n.squareRoot(), curvature: .sum(.given(v), weight: 1 / n))
     }
 
-    public func terms(of logDensity: any LogDensityFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
-        directionalForm(noise: noise)!.terms(of: logDensity, at: x, createGraph: createGraph)
+    public func terms(of model: any ScoreFunction, at x: Tensor, noise: ObjectiveNoise, createGraph: Bool) throws -> ObjectiveTerms {
+        directionalForm(noise: noise)!.terms(of: model, at: x, createGraph: createGraph)
     }
 }

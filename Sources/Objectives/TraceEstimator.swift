@@ -10,9 +10,9 @@ public protocol TraceEstimator: Sendable {
     func curvature(noise: ObjectiveNoise) -> DirectionalForm.Curvature?
     /// The special backward pass the trace is the sum of, when it is one (CP, Approx BP).
     func diagonalMethod(noise: ObjectiveNoise) -> DiagonalHessianMethod?
-    /// tr ∇ₓ s per row, `[N]`, given s = score(of: f, at: x) (with its graph) and the leaf x.
+    /// tr ∇ₓ s per row, `[N]`, given s = model.modelScore(at: x) (with its graph) and the leaf x.
     /// Directional estimators get it from `curvature` (see the extension).
-    func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+    func trace(of score: Tensor, at x: Tensor, model: any ScoreFunction, noise: ObjectiveNoise,
                createGraph: Bool) throws -> Tensor
     /// Whether `drawNoise` draws anything (false: it returns `.none` and leaves the stream as is).
     var drawsNoise: Bool { get }
@@ -24,7 +24,7 @@ extension TraceEstimator {
 
 extension TraceEstimator {
     /// The trace of a directional estimator: weight · Σ uᵀ∇²f u over its directions, by reverse mode.
-    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+    public func trace(of score: Tensor, at x: Tensor, model: any ScoreFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {
         guard case let .sum(directions, weight)? = curvature(noise: noise) else {
             preconditionFailure("\(name) is not a directional trace estimator and must implement trace(of:at:…)")
@@ -85,9 +85,9 @@ public struct ApproximateBackpropagationTrace: TraceEstimator {
     public func drawNoise(points: Int, dimension: Int, using stream: RandomStream) -> ObjectiveNoise { .none }
     public var drawsNoise: Bool { false }
 
-    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+    public func trace(of score: Tensor, at x: Tensor, model: any ScoreFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {
-        guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.approxBP.rawValue) }
+        guard let layered = model as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.approxBP.rawValue) }
         return layered.traceOfDiagonalHessian(at: x.detached(), method: diagonalMethod(noise: noise)!)
     }
 }
@@ -108,9 +108,9 @@ public struct CurvaturePropagationTrace: TraceEstimator {
         ObjectiveNoise(curvatureSeed: UInt64(stream.integer(below: Int(Int32.max))))
     }
 
-    public func trace(of score: Tensor, at x: Tensor, logDensity: any LogDensityFunction, noise: ObjectiveNoise,
+    public func trace(of score: Tensor, at x: Tensor, model: any ScoreFunction, noise: ObjectiveNoise,
                       createGraph: Bool) throws -> Tensor {
-        guard let layered = logDensity as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.cp.rawValue) }
+        guard let layered = model as? DiagonalHessianEstimating else { throw ObjectiveError.needsLayeredModel(estimator: Estimator.cp.rawValue) }
         // Recording only when the caller keeps the graph: a model may then take a pass built for
         // constants (DKEF's per-pair traces do), with the same draws and values.
         return GradientMode.$isRecording.withValue(createGraph) {

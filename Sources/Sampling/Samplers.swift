@@ -81,9 +81,17 @@ public func logDensityAndScore(of density: any LogDensityFunction, at x: Tensor)
     }
 }
 
-/// Unadjusted Langevin dynamics, x ← x + τ s(x) + √(2τ) z with z ~ N(0, I): needs only the score;
-/// its stationary law is biased by O(τ) (for N(0, σ²) in one dimension the chain is AR(1) with
-/// stationary variance σ²/(1 − τ/(2σ²))).
+/// The model's score at the rows of x, as a constant `[N, D]`: a log-density's as
+/// `logDensityAndScore` gives it, a score network's by one forward pass.
+public func scoreValues(of model: any ScoreFunction, at x: Tensor) -> Tensor {
+    if let density = model as? any LogDensityFunction { return logDensityAndScore(of: density, at: x).score }
+    return withoutGradients { model.modelScore(at: x.detached()) }
+}
+
+/// Unadjusted Langevin dynamics, x ← x + τ s(x) + √(2τ) z with z ~ N(0, I): needs only the score,
+/// so it runs on score networks too; its stationary law is biased by O(τ) (for N(0, σ²) in one
+/// dimension the chain is AR(1) with stationary variance σ²/(1 − τ/(2σ²))). toy_gradlogp and NCSN
+/// write the same update as x + (ε/2) s + √ε z: their ε is 2τ.
 public struct UnadjustedLangevin: Sampler {
     public static let name = "langevin"
     public let settings: SamplerSettings
@@ -93,12 +101,17 @@ public struct UnadjustedLangevin: Sampler {
     }
 
     public func run(_ density: any LogDensityFunction, from start: Tensor, using stream: RandomStream) throws -> SampleRun {
+        try run(scoreOf: density, from: start, using: stream)
+    }
+
+    /// Runs the chains on any score model (a log-density or a score network).
+    public func run(scoreOf model: any ScoreFunction, from start: Tensor, using stream: RandomStream) throws -> SampleRun {
         try checkStart(start, settings)
         let (tau, noiseScale) = (settings.stepSize, (2 * settings.stepSize).squareRoot())
         var x = start.detached()
         var kept: [Tensor] = []
         for step in 1...settings.steps {
-            let s = logDensityAndScore(of: density, at: x).score
+            let s = scoreValues(of: model, at: x)
             x = withoutGradients { x + s * tau + stream.normal(shape: x.shape) * noiseScale }
             guard x.isFinite else { throw SamplingError.nonFinite(sampler: Self.name, step: step) }
             if settings.keeps(step) { kept.append(x) }
@@ -159,6 +172,92 @@ public struct MetropolisAdjustedLangevin: Sampler {
             if settings.keeps(step) { kept.append(Tensor(shape: [n, d], scalars: x)) }
         }
         return SampleRun(samples: Tensor.concatenate(kept, alongAxis: 0), acceptanceRate: Double(accepted) / Double(n * settings.steps))
+    }
+}
+
+/// Annealed Langevin dynamics (Song & Ermon 2019, algorithm 1) for a score at every noise level:
+/// for σ₁ > σ₂ > … > σ_L, `stepsPerLevel` steps of
+///
+///     x ← x + (αᵢ/2) s(x, σᵢ) + √αᵢ z,   αᵢ = ε (σᵢ/σ_L)²,
+///
+/// each level's Langevin step αᵢ and its noise √αᵢ scaled together (toy_gradlogp's version keeps
+/// the noise at √ε on every level, which samples a law of the wrong width). Chains start wide and
+/// cross between modes while σ is large, so they end in the modes in the right proportions, where
+/// plain Langevin started the same way keeps the proportions of its start. Keeps the state after
+/// the last step.
+public struct AnnealedLangevin: Sendable {
+    public let sigmas: [Double]
+    public let stepsPerLevel: Int
+    /// ε, the step at the last level σ_L.
+    public let baseStep: Double
+
+    /// - Throws: `SamplingError.invalidSetting` unless the levels are finite, > 0 and decreasing,
+    ///   and the step and step count positive.
+    public init(sigmas: [Double], stepsPerLevel: Int, baseStep: Double) throws {
+        guard !sigmas.isEmpty, sigmas.allSatisfy({ $0 > 0 && $0.isFinite }), zip(sigmas, sigmas.dropFirst()).allSatisfy({ $0 > $1 }) else {
+            throw SamplingError.invalidSetting("sigmas", "must be finite, > 0 and decreasing, got \(sigmas)")
+        }
+        guard stepsPerLevel >= 1 else { throw SamplingError.invalidSetting("steps_per_level", "must be ≥ 1, got \(stepsPerLevel)") }
+        guard baseStep > 0, baseStep.isFinite else { throw SamplingError.invalidSetting("step_size", "must be finite and > 0, got \(baseStep)") }
+        (self.sigmas, self.stepsPerLevel, self.baseStep) = (sigmas, stepsPerLevel, baseStep)
+    }
+
+    /// NCSN's schedule: L levels geometric from `largest` to `smallest` (10 from 20 to 1 in its toy runner).
+    public static func geometric(from largest: Double, to smallest: Double, levels: Int) -> [Double] {
+        guard levels > 1 else { return [smallest] }
+        return (0..<levels).map { largest * pow(smallest / largest, Double($0) / Double(levels - 1)) }
+    }
+
+    /// Runs one chain from each row of `start`; returns the final states `[chains, D]`.
+    public func run(_ model: any NoiseConditionalScoreFunction, from start: Tensor, using stream: RandomStream) throws -> Tensor {
+        guard start.rank == 2, start.isFinite else { throw SamplingError.shape("annealed Langevin: the starting points must be a finite [chains, D] matrix, got \(start.shape)") }
+        var x = start.detached()
+        let last = sigmas.last!
+        for (level, sigma) in sigmas.enumerated() {
+            let alpha = baseStep * (sigma / last) * (sigma / last)
+            let levels = Tensor([Double](repeating: sigma, count: x.shape[0]))
+            for step in 1...stepsPerLevel {
+                let s = withoutGradients { model.score(at: x, sigmas: levels) }
+                x = withoutGradients { x + s * (alpha / 2) + stream.normal(shape: x.shape) * alpha.squareRoot() }
+                guard x.isFinite else { throw SamplingError.nonFinite(sampler: "annealed langevin", step: level * stepsPerLevel + step) }
+            }
+        }
+        return x
+    }
+}
+
+/// A Gaussian mixture Σₖ πₖ N(μₖ, s²I) blurred by N(0, σ²I): Σₖ πₖ N(μₖ, (s² + σ²)I), the exact
+/// noise-conditional score of such data for annealed Langevin (tests, the figure's exact panel).
+public struct BlurredMixtureScore: NoiseConditionalScoreFunction {
+    public let weights: [Double]
+    public let means: [[Double]]
+    public let scale: Double
+    /// NCSN's toy runner uses σ itself as the components' standard deviation (so its last level,
+    /// σ = 1, is the data); `blurred` false reproduces that, true adds s² + σ².
+    public let blurred: Bool
+
+    public init(weights: [Double], means: [[Double]], scale: Double, blurred: Bool = true) {
+        (self.weights, self.means, self.scale, self.blurred) = (weights, means, scale, blurred)
+    }
+
+    public func score(at x: Tensor, sigmas: Tensor) -> Tensor {
+        let (n, d) = (x.shape[0], x.shape[1])
+        var out = [Double](repeating: 0, count: n * d)
+        for i in 0..<n {
+            let sigma = sigmas.scalars[i]
+            let variance = blurred ? scale * scale + sigma * sigma : sigma * sigma
+            let logs = zip(weights, means).map { w, mu -> Double in
+                var sq = 0.0
+                for j in 0..<d { let r = x.scalars[i * d + j] - mu[j]; sq += r * r }
+                return Foundation.log(w) - sq / (2 * variance)
+            }
+            let top = logs.max()!
+            let r = logs.map { exp($0 - top) }, total = r.reduce(0, +)
+            for (k, mu) in means.enumerated() {
+                for j in 0..<d { out[i * d + j] += r[k] / total * (mu[j] - x.scalars[i * d + j]) / variance }
+            }
+        }
+        return Tensor(shape: [n, d], scalars: out)
     }
 }
 

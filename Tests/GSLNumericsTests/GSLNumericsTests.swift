@@ -376,3 +376,79 @@ func identity(_ n: Int) -> Tensor {
                 && p.degreesOfFreedom == 5 && p.seed == 0)
     }
 }
+
+/// The toy datasets: each exact score against central differences of its log-density, each
+/// density's mass, and each sampler against moments computed in closed form (within 5 SE).
+@Suite struct ToyDatasets {
+    func moments(_ x: Tensor) -> (mean: [Double], squaredNorm: (mean: Double, se: Double)) {
+        let n = x.shape[0], v = x.scalars
+        var sums = [0.0, 0.0], norms: [Double] = []
+        for i in 0..<n {
+            let a = v[2 * i], b = v[2 * i + 1]
+            sums[0] += a
+            sums[1] += b
+            norms.append(a * a + b * b)
+        }
+        let m = norms.reduce(0, +) / Double(n)
+        var spread = 0.0
+        for value in norms { spread += (value - m) * (value - m) }
+        return (sums.map { $0 / Double(n) }, (m, (spread / Double(n - 1) / Double(n)).squareRoot()))
+    }
+
+    @Test(arguments: [ToyDataset.eightGaussians, .rings, .ncsnMixture])
+    func scoresAreGradientsOfTheLogDensity(dataset: ToyDataset) throws {
+        let p = try #require(dataset.reference)
+        // Data points, points between the modes, and for the rings the centre (ρ → 0).
+        let x = Tensor.concatenate([dataset.sample(20, using: RandomStream(seed: 3)), RandomStream(seed: 4).normal(shape: [10, 2]) * 3,
+                                    Tensor(shape: [2, 2], scalars: [0, 0, 1e-9, -2e-9])], alongAxis: 0)
+        let exact = try p.score(x), numeric = try finiteDifferenceScore(p, x, h: 1e-6)
+        for (a, b) in zip(exact.scalars, numeric.scalars) { #expect(abs(a - b) < 1e-5 * max(1, abs(a)), "\(dataset): \(a) vs \(b)") }
+    }
+
+    /// ∫ p = 1 by the midpoint rule on [−4, 4]² (step 0.02 against the rings' blur of 0.08; the
+    /// outermost ring, radius 3, is 12 blurs inside the square).
+    @Test func ringsIntegrateToOne() throws {
+        let p = BlurredRings.toy
+        let h = 0.02, k = 400
+        var total = 0.0
+        for i in 0..<k {
+            let y = -4 + (Double(i) + 0.5) * h
+            let row = Tensor(shape: [k, 2], scalars: (0..<k).flatMap { [-4 + (Double($0) + 0.5) * h, y] })
+            total += try p.logDensity(row).scalars.map(exp).reduce(0, +) * h * h
+        }
+        #expect(abs(total - 1) < 1e-6)
+    }
+
+    @Test func samplersHaveTheirMoments() throws {
+        let stream = RandomStream(seed: 7), n = 200_000
+        // 8gaussians: E x = 0, E‖x‖² = 8 + 2·(√2/4)² = 8.25.
+        var m = moments(ToyDataset.eightGaussians.sample(n, using: stream))
+        #expect(m.mean.allSatisfy { abs($0) < 0.02 } && abs(m.squaredNorm.mean - 8.25) < 5 * m.squaredNorm.se)
+        // rings: E‖x‖² = Σ w_k (r_k² + 2s²).
+        let rings = BlurredRings.toy
+        let ringNorm = zip(rings.radii, rings.weights).map { $1 * ($0 * $0 + 2 * rings.blur * rings.blur) }.reduce(0, +)
+        m = moments(ToyDataset.rings.sample(n, using: stream))
+        #expect(m.mean.allSatisfy { abs($0) < 0.02 } && abs(m.squaredNorm.mean - ringNorm) < 5 * m.squaredNorm.se)
+        // 2spirals: n = 3π√u has density 2n/(3π)² on [0, 3π], so E n² = 9π²/2, E n sin n = 2(9π² − 4)/(9π²),
+        // E n cos n = −4/(3π); E‖x‖² = (E n² + ½(E n sin n − E n cos n) + 1/6)/9 + 2·0.1².
+        let pi2 = Double.pi * Double.pi
+        let spiralNorm = (9 * pi2 / 2 + 0.5 * (2 * (9 * pi2 - 4) / (9 * pi2) + 4 / (3 * Double.pi)) + 1.0 / 6) / 9 + 0.02
+        m = moments(ToyDataset.twoSpirals.sample(n, using: stream))
+        #expect(m.mean.allSatisfy { abs($0) < 0.02 } && abs(m.squaredNorm.mean - spiralNorm) < 5 * m.squaredNorm.se,
+                "2spirals E‖x‖² \(m.squaredNorm) vs \(spiralNorm)")
+        // ncsn_mixture: E x = 0.8·5 − 0.2·5 = 3 per coordinate, E‖x‖² = 50 + 2.
+        m = moments(ToyDataset.ncsnMixture.sample(n, using: stream))
+        #expect(m.mean.allSatisfy { abs($0 - 3) < 0.05 } && abs(m.squaredNorm.mean - 52) < 5 * m.squaredNorm.se)
+        // checkerboard: x₁ uniform on [−4, 4); every point on a square where ⌊x₁/2⌋ + ⌊x₂/2⌋ is even.
+        let board = ToyDataset.checkerboard.sample(n, using: stream)
+        let x1 = (0..<n).map { board.scalars[2 * $0] }
+        #expect(x1.allSatisfy { $0 >= -4 && $0 < 4 } && abs(x1.reduce(0, +) / Double(n)) < 0.03)
+        #expect((0..<n).allSatisfy { i in Int(floor(board.scalars[2 * i] / 2) + floor(board.scalars[2 * i + 1] / 2)) % 2 == 0 })
+        #expect(board.scalars.allSatisfy { $0 >= -4 && $0 < 4 })
+    }
+
+    @Test func unknownDatasetIsRefusedByName() {
+        #expect(throws: GSLError.self) { try ToyDataset(named: "moons") }
+        #expect("\((try? ToyDataset(named: "moons")) as Any)" == "nil")
+    }
+}

@@ -178,3 +178,56 @@ func expectMoments(_ x: Tensor, mean: [Double], covariance: [Double], z: Double 
         #expect(maximumMeanDiscrepancy(x, y).bandwidth == distances[7])
     }
 }
+
+/// Annealed Langevin dynamics: each level's step and noise scaled together, and NCSN's finding on
+/// an unequal mixture.
+@Suite struct Annealing {
+    /// On N(0, σ²) at every level (NCSN's exact score, components of standard deviation σ), chains
+    /// started at level 1's stationary law v₁ = σ₁²/(1 − α₁/4σ₁²) keep it through level 1 (which
+    /// fails when the noise is not √α₁), then contract to level 2's as an AR(1) chain: after k
+    /// steps a^{2k} v₁ + (1 − a^{2k}) v₂, a = 1 − α₂/2σ₂², v₂ = σ₂²/(1 − α₂/4σ₂²); within 5 SE.
+    @Test func eachLevelHasItsStationaryLaw() throws {
+        let (s1, s2, epsilon, k, chains) = (4.0, 1.0, 0.1, 5, 20_000)
+        let sampler = try AnnealedLangevin(sigmas: [s1, s2], stepsPerLevel: k, baseStep: epsilon)
+        let alpha1 = epsilon * (s1 / s2) * (s1 / s2), alpha2 = epsilon
+        let v1 = s1 * s1 / (1 - alpha1 / (4 * s1 * s1)), v2 = s2 * s2 / (1 - alpha2 / (4 * s2 * s2))
+        let a = 1 - alpha2 / (2 * s2 * s2)
+        let expected = pow(a, Double(2 * k)) * v1 + (1 - pow(a, Double(2 * k))) * v2
+        let stream = RandomStream(seed: 21)
+        let start = stream.normal(shape: [chains, 1]) * v1.squareRoot()
+        let exact = BlurredMixtureScore(weights: [1], means: [[0]], scale: 0, blurred: false)
+        let x = try sampler.run(exact, from: start, using: stream).scalars
+        let variance = x.map { $0 * $0 }.reduce(0, +) / Double(chains)
+        let se = expected * (2 / Double(chains)).squareRoot()
+        #expect(abs(variance - expected) < 5 * se, "variance \(variance), expected \(expected) ± \(se)")
+    }
+
+    /// NCSN's toy experiment: the mixture 0.8 N((5, 5), I) + 0.2 N((−5, −5), I), chains uniform on
+    /// [−8, 8]². Annealed Langevin (σ from 20 to 1 in 10 levels, 100 steps each, ε = 0.1) puts
+    /// 0.8 ± 0.05 of them in the heavier mode; plain Langevin on the exact score (300 steps of the
+    /// same ε) keeps the start's split, about ½.
+    @Test func annealingRecoversTheMixtureWeights() throws {
+        let stream = RandomStream(seed: 22)
+        let chains = 1280
+        let start = stream.uniform(shape: [chains, 2], in: -8..<8)
+        func heavier(_ x: Tensor) -> Double { Double((0..<chains).filter { x.scalars[2 * $0] + x.scalars[2 * $0 + 1] > 0 }.count) / Double(chains) }
+        let exact = BlurredMixtureScore(weights: [0.8, 0.2], means: [[5, 5], [-5, -5]], scale: 1, blurred: false)
+        let annealed = try AnnealedLangevin(sigmas: AnnealedLangevin.geometric(from: 20, to: 1, levels: 10), stepsPerLevel: 100, baseStep: 0.1)
+        let annealedShare = heavier(try annealed.run(exact, from: start, using: stream))
+        let target = try #require(ToyDataset.ncsnMixture.reference)
+        let plain = try UnadjustedLangevin(SamplerSettings(stepSize: 0.05, steps: 300, burnIn: 299, thinning: 1, chains: chains))
+        let plainShare = heavier(try plain.run(TargetDensity(target), from: start, using: stream).samples)
+        #expect(abs(annealedShare - 0.8) < 0.05, "annealed: \(annealedShare) in the heavier mode")
+        #expect(abs(plainShare - 0.5) < 0.1 && abs(plainShare - 0.8) > 0.15, "plain Langevin: \(plainShare) in the heavier mode")
+    }
+
+    @Test func badSchedulesAreRefusedByName() {
+        #expect(throws: SamplingError.invalidSetting("sigmas", "must be finite, > 0 and decreasing, got [1.0, 2.0]")) {
+            try AnnealedLangevin(sigmas: [1, 2], stepsPerLevel: 10, baseStep: 0.1)
+        }
+        #expect(throws: SamplingError.self) { try AnnealedLangevin(sigmas: [2, 1], stepsPerLevel: 0, baseStep: 0.1) }
+        #expect(throws: SamplingError.self) { try AnnealedLangevin(sigmas: [2, 1], stepsPerLevel: 5, baseStep: -1) }
+        let levels = AnnealedLangevin.geometric(from: 20, to: 1, levels: 10)
+        #expect(levels.count == 10 && abs(levels[0] - 20) < 1e-12 && abs(levels[9] - 1) < 1e-12)
+    }
+}

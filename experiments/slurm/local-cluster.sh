@@ -43,6 +43,8 @@ install_packages() {
 }
 
 write_config() {
+    # The daemons and SLURM's commands read these whatever umask the caller has (077 included).
+    umask 022
     mkdir -p "$dir/spool/ctld" "$dir/spool/d" "$dir/log"
     cat > "$conf" <<CONF
 # Written by experiments/slurm/local-cluster.sh: one node, this machine, all cores.
