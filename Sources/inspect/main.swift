@@ -41,10 +41,10 @@ struct Show: ParsableCommand {
         }
         print("\(file)")
         for (name, value) in attributes { print("  \(name): \(value)") }
-        if experiment == "train-dkef" {
+        if experiment == "train-dkef" || experiment == "train-network" {
             // A single run: its metrics are at /metrics, its curves and checkpoint beside them.
             let metrics = try readingUserFile { try CellRecord.singleRunMetrics(in: file) }
-            print("\nsingle run (train-dkef), \(metrics.count) metrics:")
+            print("\nsingle run (\(experiment)), \(metrics.count) metrics:")
             for (name, value) in metrics.sorted(by: { $0.key < $1.key }) { print("  \(name) = \(String(format: "%.6g", value))") }
             return
         }

@@ -334,6 +334,23 @@ printf '#!/bin/bash\necho "sbatch: error: invalid partition specified: nope" >&2
 expect "figure2 stays local (it times iterations)" 64 "Unknown option '--submit'" -- "$bin/figure2" --config two.yml --out f2.h5 --submit slurm
 expect "sbatch refuses" 1 "invalid partition specified: nope" -- env PATH="$work/fake:$PATH" "$bin/figure1" --config two.yml --out sub.h5 --submit slurm --partition nope
 
+echo "cli: 19. train-network: bad input is refused before compute; a NaN stops the run with its step"
+net=(--dataset 8gaussians --method ssm_vr --train 200 --epochs 1 --hidden 8 --out net.h5)
+expect "train-network, an unknown dataset" 64 "--dataset: unknown dataset 'moons'; choose one of 8gaussians, rings, 2spirals, checkerboard, ncsn_mixture" -- "$bin/train-network" "${net[@]}" --dataset moons
+expect "train-network, an unknown model kind" 64 "--model: unknown model kind 'flow'; choose one of energy, score" -- "$bin/train-network" "${net[@]}" --model flow
+expect "train-network, a width of 0" 64 "--hidden: widths must be integers ≥ 1, got '8,0'" -- "$bin/train-network" "${net[@]}" --hidden 8,0
+expect "train-network --sigma 0" 64 "--sigma must be finite and > 0" -- "$bin/train-network" "${net[@]}" --method dsm --sigma 0
+expect "train-network, DEEN on a score network" 64 "the deen estimator is defined through a log-density" -- "$bin/train-network" "${net[@]}" --model score --method deen
+expect "train-network, CP on a network" 64 "needs a model with layer structure" -- "$bin/train-network" "${net[@]}" --method cp
+nothing_left "train-network's refused runs" net.h5
+expect "train-network, a step that overflows" 1 "became NaN or infinite in stage 'training' at iteration" -- "$bin/train-network" "${net[@]}" --model score --method ssm --learning-rate 1e300
+nothing_left "train-network stopped by a NaN" net.h5 "net.h5.tmp-*"
+expect "train-network" 0 "8gaussians energy ssm_vr seed=0: " -- "$bin/train-network" "${net[@]}"
+fd=$(h5dump -d /metrics/fisher_divergence net.h5 | grep -o '(0): [0-9.e+-]*' | cut -d' ' -f2)
+[ -n "$fd" ] && h5dump -n net.h5 | grep -q "metrics/checkpoint/layer1.W" && h5dump -n net.h5 | grep -q "metrics/langevin_samples" \
+  && ok "train-network wrote metrics (Fisher divergence $fd), samples and parameters" || bad "train-network's file" "$(h5dump -n net.h5 | head -30)"
+expect "train-network onto an existing file" 64 "rerun with --fresh" -- "$bin/train-network" "${net[@]}"
+
 nothing_left "the whole run" "*.tmp-*" "*/*.tmp-*" ".*.cells" "*.cells/*.tmp-*"
 echo "cli: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]
