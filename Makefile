@@ -8,7 +8,7 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 table1 cp-noise all plots bench bench-baseline bench-core clean
+.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 figure5 table1 cp-noise all plots bench bench-baseline bench-core clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
@@ -21,6 +21,7 @@ help:
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make figure3     beyond the paper: methods across targets -> results/figure3.h5, results/figure3.md, results/figure3.png|pdf"
 	@echo "make figure4     beyond the paper: sampling the trained models -> results/figure4.h5, results/figure4.md, results/figure4.png|pdf"
+	@echo "make figure5     beyond the paper: deep score models on 2-D toy data -> results/figure5.h5, results/figure5.md"
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
 	@echo "make cp-noise    CP's per-point vs per-pair noise: variances on figure 1's CP checkpoints -> results/cp-noise.md|h5"
 	@echo "make all         all three (figure1 and table1 run JOBS=$(JOBS) processes; JOBS=1 for one)"
@@ -64,6 +65,7 @@ check: build
 	$(BIN)/table1 --quick --jobs $(JOBS)
 	$(BIN)/figure2 --quick
 	$(BIN)/figure3 --quick --jobs $(JOBS)
+	$(BIN)/figure5 --quick --jobs $(JOBS)
 	$(BIN)/inspect check --thresholds experiments/thresholds.yml --results results/quick
 	$(BIN)/inspect report --check --results results
 	$(MAKE) --no-print-directory docs-check plots-check
@@ -108,6 +110,10 @@ figure3: build $(PYTHON)
 figure4: build $(PYTHON)
 	$(BIN)/figure4 --jobs $(JOBS)
 	$(PYTHON) experiments/plot.py figure4 results/figure4.h5 results/figure4
+
+# Issue 27: deep score models on toy_gradlogp's 2-D datasets (experiments/figure5.yml).
+figure5: build
+	$(BIN)/figure5 --jobs $(JOBS)
 
 # Issue 17: the variance of CP's estimates under its two noise layouts, on figure 1's CP cells.
 cp-noise: build

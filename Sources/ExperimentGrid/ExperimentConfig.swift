@@ -1,6 +1,7 @@
 import DKEFModel
 import Foundation
 import GSLNumerics
+import NeuralModels
 import Objectives
 import Sampling
 import Training
@@ -34,6 +35,14 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// The `sampling:` block (figure 4): the samplers' settings, nil when a config has none (not
     /// encoded then, so the other configs keep their hash).
     public var samplerSettings: SamplerSettings?
+    /// figure 5's grid lists: the toy datasets and model kinds (`ToyDataset`, `ModelKind` names).
+    /// A config with datasets is a grid of deep-score-model cells (methods × models × datasets ×
+    /// seeds, each method with the model kinds it applies to). Not encoded, as `targets`.
+    public var datasets: [String] = []
+    public var models: [String] = [ModelKind.energy.rawValue]
+    /// The `networks:` block: how those cells are built, trained and sampled; nil (and not
+    /// encoded, so every other config keeps its hash) for DKEF grids.
+    public var networks: NetworkSettings?
     public var projection: String = Projection.rademacher.rawValue
     public var projections: Int = 1
     public var model = ModelSettings()
@@ -56,9 +65,28 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         public var budgetSeconds = 60.0
     }
 
-    /// The encoded settings: every property but the grid lists `cpNoises` and `targets`.
+    /// figure 5: the networks' architecture, training and sampling (toy_gradlogp's by default).
+    public struct NetworkSettings: Codable, Equatable, Sendable {
+        /// Energy networks' hidden widths (toy_gradlogp's 300 × 300).
+        public var hidden: [Int] = [300, 300]
+        /// Score networks' hidden widths and batch size (NCSN's toy score network: 128 × 128, batch 128).
+        public var scoreHidden: [Int] = [128, 128]
+        public var scoreBatchSize = 128
+        public var activation = MLP.Activation.softplus.rawValue
+        /// DSM's and DEEN's σ.
+        public var sigma = 0.1
+        public var training = NetworkTrainingSettings()
+        public var langevinEpsilon = 0.01
+        public var langevinSteps = 100
+        public var chains = 1000
+        public init() {}
+        static let keys = ["hidden", "score_hidden", "score_batch_size", "activation", "sigma", "train", "test", "batch_size", "epochs", "learning_rate", "clip_norm",
+                           "langevin_epsilon", "langevin_steps", "chains"]
+    }
+
+    /// The encoded settings: every property but the grid lists `cpNoises`, `targets`, `datasets`, `models`.
     enum CodingKeys: String, CodingKey {
-        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing, targetParameters, samplerSettings
+        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing, targetParameters, samplerSettings, networks
     }
 
     public init() {}
@@ -94,6 +122,25 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// The grid's cells, in run order (method-major, then CP's noise layout, target, D, σ, seed).
     public var cells: [Cell] {
         get throws {
+            if !datasets.isEmpty {
+                let kinds = try models.map(ModelKind.init(named:)), sets = try datasets.map(ToyDataset.init(named:))
+                // Each method with the model kinds it applies to: DEEN needs an energy; a
+                // noise-conditional network is trained by NCSN's DSM and measured on a mixture.
+                func applies(_ estimator: Estimator, _ kind: ModelKind, _ dataset: ToyDataset) -> Bool {
+                    switch kind {
+                    case .energy: true
+                    case .score: !estimator.needsLogDensity
+                    case .noiseConditional: estimator == .dsm && dataset.reference is GaussianMixture
+                    }
+                }
+                return try estimators.flatMap { estimator in
+                    kinds.flatMap { kind in
+                        sets.filter { applies(estimator, kind, $0) }.flatMap { dataset in
+                            seeds.map { Cell(method: estimator, dimension: 2, sigma: nil, seed: $0, dataset: dataset, modelKind: kind) }
+                        }
+                    }
+                }
+            }
             let layouts = try cpNoiseLayouts, targets = try targetNames
             return try estimators.flatMap { estimator in
                 (estimator == .cp ? layouts.map(Optional.some) : [nil]).flatMap { layout in
@@ -170,6 +217,31 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
                     throw fail("target.\(key)", "is read only by \(readers.joined(separator: " and ")), which targets (\(targets.joined(separator: ", "))) does not list")
                 }
             }
+        }
+        if !datasets.isEmpty || networks != nil {
+            guard !datasets.isEmpty, Set(datasets).count == datasets.count, datasets.allSatisfy({ ToyDataset(rawValue: $0) != nil }) else {
+                throw fail("datasets", "must be a non-empty list of distinct toy datasets from \(ToyDataset.allCases.map(\.rawValue).joined(separator: ", ")), got \(datasets)")
+            }
+            guard !models.isEmpty, Set(models).count == models.count, models.allSatisfy({ ModelKind(rawValue: $0) != nil }) else {
+                throw fail("models", "must be a non-empty list of distinct model kinds from \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")), got \(models)")
+            }
+            for m in methods { if let e = Estimator(rawValue: m), e.needsLayeredModel {
+                throw fail("methods", "\(m) needs a model with layer structure (DKEF); a network grid takes \(Estimator.allCases.filter { !$0.needsLayeredModel }.map(\.rawValue).joined(separator: ", "))")
+            } }
+            let n = networks ?? NetworkSettings()
+            guard !n.hidden.isEmpty, n.hidden.allSatisfy({ $0 >= 1 }) else { throw fail("networks.hidden", "must be a non-empty list of widths ≥ 1, got \(n.hidden)") }
+            guard !n.scoreHidden.isEmpty, n.scoreHidden.allSatisfy({ $0 >= 1 }) else { throw fail("networks.score_hidden", "must be a non-empty list of widths ≥ 1, got \(n.scoreHidden)") }
+            guard n.scoreBatchSize >= 1, n.scoreBatchSize <= n.training.trainCount else {
+                throw fail("networks.score_batch_size", "must be in 1...train (\(n.training.trainCount)), got \(n.scoreBatchSize)")
+            }
+            guard MLP.Activation(rawValue: n.activation) != nil else {
+                throw fail("networks.activation", "unknown activation '\(n.activation)'; choose from \(MLP.Activation.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard n.sigma > 0, n.sigma.isFinite else { throw fail("networks.sigma", "must be finite and > 0, got \(n.sigma)") }
+            do { try n.training.validate() } catch { throw fail("networks", "\(error)") }
+            guard n.langevinEpsilon > 0, n.langevinEpsilon.isFinite else { throw fail("networks.langevin_epsilon", "must be finite and > 0, got \(n.langevinEpsilon)") }
+            guard n.langevinSteps >= 1 else { throw fail("networks.langevin_steps", "must be ≥ 1, got \(n.langevinSteps)") }
+            guard n.chains >= 2 else { throw fail("networks.chains", "must be ≥ 2, got \(n.chains)") }
         }
         if let samplerSettings {
             do { try samplerSettings.validate() } catch let SamplingError.invalidSetting(name, reason) { throw fail("sampling.\(name)", reason) }
@@ -293,6 +365,33 @@ extension ExperimentConfig {
                 case "dsm_sigmas": c.dsmSigmas = try list(value, k, double)
                 case "cp_noise": c.cpNoises = try list(value, k, string)
                 case "targets": c.targets = try list(value, k, string)
+                case "datasets":
+                    c.datasets = try list(value, k, string)
+                    c.networks = c.networks ?? NetworkSettings()
+                case "models": c.models = try list(value, k, string)
+                case "networks":
+                    var n = c.networks ?? NetworkSettings()
+                    for (sub, v) in try mapping(value, k) {
+                        let kk = "\(k).\(sub)"
+                        switch sub {
+                        case "hidden": n.hidden = try list(v, kk, int)
+                        case "score_hidden": n.scoreHidden = try list(v, kk, int)
+                        case "score_batch_size": n.scoreBatchSize = try int(v, kk)
+                        case "activation": n.activation = try string(v, kk)
+                        case "sigma": n.sigma = try double(v, kk)
+                        case "train": n.training.trainCount = try int(v, kk)
+                        case "test": n.training.testCount = try int(v, kk)
+                        case "batch_size": n.training.batchSize = try int(v, kk)
+                        case "epochs": n.training.epochs = try int(v, kk)
+                        case "learning_rate": n.training.learningRate = try double(v, kk)
+                        case "clip_norm": n.training.clipNorm = try double(v, kk)
+                        case "langevin_epsilon": n.langevinEpsilon = try double(v, kk)
+                        case "langevin_steps": n.langevinSteps = try int(v, kk)
+                        case "chains": n.chains = try int(v, kk)
+                        default: throw unknown(kk, NetworkSettings.keys)
+                        }
+                    }
+                    c.networks = n
                 case "target":
                     var t = c.targetParameters ?? TargetParameters()
                     for (sub, v) in try mapping(value, k) {
@@ -379,7 +478,7 @@ extension ExperimentConfig {
                     }
                 case "quick" where allowQuick: continue
                 default:
-                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "targets", "target", "sampling", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
+                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "targets", "target", "datasets", "models", "networks", "sampling", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
                 }
             }
         }

@@ -24,9 +24,13 @@ public struct CellRecord {
     public var gitCommit: String? = nil
     public var cpuModel: String? = nil
     public var openBLAS: String? = nil
+    /// A network cell's toy dataset and model kind (`dataset`, `model`); nil for DKEF cells.
+    public var dataset: String? = nil
+    public var modelKind: String? = nil
 
     /// As `Cell.series`: the method, with σ for DSM and the layout for CP's per-pair cells.
     public var series: String {
+        if let modelKind { return "\(method) (\(modelKind))" }
         if let sigma { return "\(method) (σ=\(sigma))" }
         if let cpNoise, cpNoise != CurvaturePropagationNoise.perPoint.rawValue { return "\(method) (\(cpNoise) noise)" }
         return method
@@ -52,7 +56,9 @@ public struct CellRecord {
                                   wallSeconds: (try? g.attribute("wall_seconds"))?.doubleValue,
                                   gitCommit: (try? g.attribute("git_commit"))?.stringValue,
                                   cpuModel: (try? g.attribute("cpu_model"))?.stringValue,
-                                  openBLAS: (try? g.attribute("openblas"))?.stringValue.map(openBLASCore))
+                                  openBLAS: (try? g.attribute("openblas"))?.stringValue.map(openBLASCore),
+                                  dataset: (try? g.attribute("dataset"))?.stringValue,
+                                  modelKind: (try? g.attribute("model"))?.stringValue)
             }
         }
     }

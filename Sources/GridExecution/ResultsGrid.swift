@@ -10,7 +10,8 @@ import ResultsStore
 ///     /                   attrs: experiment, config_text, config_json, config_hash, git_commit,
 ///                                swift_version, swift_packages, gsl_version, hdf5_version, openblas, cpu_model,
 ///                                cores, blas_threads, host, started, updated
-///     /cells/<cell name>/ attrs: method, dimension, sigma (DSM), cp_noise (CP), target (all but standard_normal), seed, config_hash, finished,
+///     /cells/<cell name>/ attrs: method, dimension, sigma (DSM), cp_noise (CP), target (all but standard_normal),
+///                                dataset and model (network cells), seed, config_hash, finished,
 ///                                wall_seconds, git_commit (at the run's start), openblas,
 ///                                blas_threads, host, cpu_model;
 ///                                datasets: metrics (units as attributes), curves
@@ -135,6 +136,8 @@ public struct ResultsGrid {
         if let sigma = cell.sigma { try group.setAttribute("sigma", .double(sigma)) }
         if let layout = cell.cpNoise { try group.setAttribute("cp_noise", .string(layout.rawValue)) }
         if cell.target != .standardNormal { try group.setAttribute("target", .string(cell.target.rawValue)) }
+        if let dataset = cell.dataset { try group.setAttribute("dataset", .string(dataset.rawValue)) }
+        if let kind = cell.modelKind { try group.setAttribute("model", .string(kind.rawValue)) }
         try group.setAttribute("seed", .int(cell.seed))
         try group.setAttribute("config_hash", .string(config.hash))
         try group.setAttribute("finished", .string(timestamp()))

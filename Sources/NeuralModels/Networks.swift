@@ -8,6 +8,9 @@ public enum ModelKind: String, CaseIterable, Sendable, Codable {
     case energy
     /// A score network s_θ: R^D → R^D, a score with no log-density (`ScoreNetwork`).
     case score
+    /// A noise-conditional score network s_θ(x, σ) (`NoiseConditionalScoreNetwork`), trained by
+    /// NCSN's objective over its noise levels and sampled by annealed Langevin dynamics.
+    case noiseConditional = "noise_conditional"
 
     /// Parses a name, or throws `NetworkError.unknownModelKind` listing the valid ones.
     public init(named name: String) throws {
@@ -66,7 +69,7 @@ public struct ScoreNetwork: ScoreModel, Sendable {
 /// noise level of annealed Langevin dynamics (NCSN, Song & Ermon 2019). Dividing by σ makes the
 /// output's scale follow the true score's, whose size is about 1/σ at noise level σ (the
 /// parametrisation of Song & Ermon 2020); log σ as an input tells the levels apart.
-public struct NoiseConditionalScoreNetwork: Sendable {
+public struct NoiseConditionalScoreNetwork: NoiseConditionalScoreFunction, TrainableModel, Sendable {
     public var network: MLP
 
     /// - Throws: `NetworkError` for hidden widths or an activation that cannot be built.
@@ -86,7 +89,8 @@ public struct NoiseConditionalScoreNetwork: Sendable {
         return network(input) / sigmas.reshaped([n, 1])
     }
 
-    /// The network at one noise level, as a score model (for Langevin dynamics at that level).
+    /// The network at one noise level, as a score model (for Langevin dynamics and the Fisher
+    /// divergence at that level).
     public func atLevel(_ sigma: Double) -> some ScoreFunction { Level(network: self, sigma: sigma) }
 
     struct Level: ScoreFunction {

@@ -32,11 +32,14 @@ extension LogDensityFunction {
     public func modelScore(at x: Tensor) -> Tensor { score(of: self, at: x) }
 }
 
-/// A score model with trainable parameters θ: a score network, or a log-density model.
-public protocol ScoreModel: ScoreFunction {
+/// A model with trainable parameters θ.
+public protocol TrainableModel {
     /// θ: tensors that require a gradient.
     var parameters: [Tensor] { get set }
 }
+
+/// A score model with trainable parameters θ: a score network, or a log-density model.
+public protocol ScoreModel: ScoreFunction, TrainableModel {}
 
 /// A log-density with trainable parameters θ.
 public protocol LogDensityModel: LogDensityFunction, ScoreModel {}

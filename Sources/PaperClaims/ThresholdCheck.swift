@@ -38,6 +38,14 @@ public enum ThresholdCheck {
                                               { worstRatioOverTargets($0, "ssm_vr", "sm") }),
         "figure3_fsm_over_ssm_fisher_max": ("figure3", true, "FSM's test Fisher divergence over SSM's (worst target and D)",
                                             { worstRatioOverTargets($0, "fsm", "ssm") }),
+        "figure5_fisher_over_untrained_max": ("figure5", true, "every method's test Fisher divergence over the untrained network's (worst method, model kind and dataset; means over seeds)",
+                                              { worstOverUntrained($0, methods: nil) }),
+        "figure5_sm_ssm_vr_fisher_over_untrained_max": ("figure5", true, "SM's and SSM-VR's test Fisher divergence over the untrained network's (worst model kind and dataset)",
+                                                        { worstOverUntrained($0, methods: ["sm", "ssm_vr"]) }),
+        "figure5_exact_annealed_weight_error_max": ("figure5", true, "annealed Langevin on the exact blurred mixture score: largest error of the mode fractions (mean over seeds)",
+                                                    { meanMetric($0, "exact_annealed_weight_error") }),
+        "figure5_exact_langevin_weight_error_min": ("figure5", false, "plain Langevin on the exact score from the same start: largest error of the mode fractions (mean over seeds)",
+                                                    { meanMetric($0, "exact_langevin_weight_error") }),
         "sm_minus_ssm_time_slope_min": ("figure2", false, "exact SM's log-log slope of iteration time vs D minus SSM's",
                                         { slope($0, "sm") - slope($0, "ssm") }),
     ]
@@ -101,6 +109,24 @@ public enum ThresholdCheck {
             return worst / best
         }
         return spreads.min() ?? .nan
+    }
+
+    /// max over (series, dataset) of mean Fisher divergence / mean untrained Fisher divergence,
+    /// over the network cells of `methods` (nil: all) that have both; NaN when there is none.
+    static func worstOverUntrained(_ records: [CellRecord], methods: Set<String>?) -> Double {
+        let cells = records.filter { ($0.values["fisher_divergence"] != nil) && (methods?.contains($0.method) ?? true) }
+        let groups = Dictionary(grouping: cells) { "\($0.series) \($0.dataset ?? "")" }
+        let ratios = groups.values.map { group -> Double in
+            let trained = group.compactMap { $0.values["fisher_divergence"] }, untrained = group.compactMap { $0.values["untrained_fisher_divergence"] }
+            return (trained.reduce(0, +) / Double(trained.count)) / (untrained.reduce(0, +) / Double(untrained.count))
+        }
+        return ratios.max() ?? .nan
+    }
+
+    /// The mean over the cells that have `metric`; NaN when none has it.
+    static func meanMetric(_ records: [CellRecord], _ metric: String) -> Double {
+        let values = records.compactMap { $0.values[metric] }
+        return values.isEmpty ? .nan : values.reduce(0, +) / Double(values.count)
     }
 
     static func slope(_ records: [CellRecord], _ method: String) -> Double {

@@ -12,7 +12,7 @@ import ResultsStore
 /// file; the grid executables write theirs the same way when they finish.
 public struct Report {
     /// The experiments that have a report (a results file of another kind is skipped).
-    public static let experiments = ["figure1", "figure2", "table1", "figure3", "figure4"]
+    public static let experiments = ["figure1", "figure2", "table1", "figure3", "figure4", "figure5"]
 
     public let path: String
     public let experiment: String
@@ -40,6 +40,7 @@ public struct Report {
             case "figure2": body = figure2()
             case "table1": body = table1()
             case "figure3": body = try figure3()
+            case "figure5": body = figure5()
             default: body = try figure4()
             }
             return (body + [""] + provenance()).joined(separator: "\n") + "\n"
@@ -231,6 +232,38 @@ public struct Report {
             }
         }
         return lines + wallTimes(records, note: "; sampling included")
+    }
+
+    func figure5() -> [String] {
+        let columns = [("fisher_divergence", "Fisher divergence"), ("untrained_fisher_divergence", "untrained"),
+                       ("langevin_mmd", "Langevin MMD²"), ("langevin_ksd", "Langevin KSD²"), ("mala_mmd", "MALA MMD²"),
+                       ("mala_acceptance", "MALA acceptance"), ("fisher_divergence_at_last_sigma", "Fisher divergence at σ_L"),
+                       ("network_annealed_weight_error", "annealed Langevin: weight error"), ("network_langevin_weight_error", "Langevin: weight error"),
+                       ("exact_annealed_weight_error", "exact score, annealed: weight error"), ("exact_langevin_weight_error", "exact score, Langevin: weight error"),
+                       ("median_step_seconds", "s per step")]
+        var lines = title("Figure 5: deep score models on 2-D toy data (energy and score networks)")
+        if let n = config.networks {
+            lines += [String(format: "Energy networks 2 → %@ → 1, score networks 2 → %@ → 2 (%@); %d training points, %d epochs, batch %d (score networks %d), Adam %g, gradient norm clipped at %g; σ = %g; %d Langevin chains of %d steps with ε = %g from U[−4, 4]² (MALA the same, energy networks). Fisher divergence ½E‖s − s_d‖² on %d fresh points where the dataset has an exact score; MMD² of the samples against fresh data; KSD² against the exact score; both unbiased (≈ 0, possibly below 0, for exact samples).",
+                             n.hidden.map(String.init).joined(separator: " → "), n.scoreHidden.map(String.init).joined(separator: " → "), n.activation,
+                             n.training.trainCount, n.training.epochs, n.training.batchSize, n.scoreBatchSize, n.training.learningRate, n.training.clipNorm,
+                             n.sigma, n.chains, n.langevinSteps, n.langevinEpsilon, n.training.testCount), ""]
+        }
+        for name in uniqued(config.datasets + records.compactMap(\.dataset).sorted()) {
+            let rows = records.filter { $0.dataset == name }
+            guard !rows.isEmpty else { continue }
+            let shown = columns.filter { metric in rows.contains { $0.values[metric.0] != nil } }
+            lines += ["## \(name)", "", "| method | " + shown.map(\.1).joined(separator: " | ") + " | wall s |",
+                      "|---|" + String(repeating: "---|", count: shown.count + 1)]
+            for series in seriesOrder {
+                let cells = rows.filter { $0.series == series }
+                guard !cells.isEmpty else { continue }
+                let wall = cells.compactMap(\.wallSeconds)
+                lines.append("| \(label(series)) | " + shown.map { metric in meanAndError(cells.compactMap { $0.values[metric.0] }) }.joined(separator: " | ")
+                             + " | " + (wall.isEmpty ? "–" : String(format: "%.3g", wall.reduce(0, +) / Double(wall.count))) + " |")
+            }
+            lines.append("")
+        }
+        return lines
     }
 
     func testLogLikelihoodNote() -> String {

@@ -10,6 +10,9 @@ import Objectives
 public func tableLabel(_ record: CellRecord) -> String {
     guard let estimator = Estimator(rawValue: record.method) else { return record.series }
     var label = estimator.displayName
+    if let kind = record.modelKind {
+        label += kind == "energy" ? ", energy network" : kind == "score" ? ", score network" : ", noise-conditional score network"
+    }
     if let sigma = record.sigma { label += String(format: " σ = %g", sigma) }
     if let layout = record.cpNoise, layout != CurvaturePropagationNoise.perPoint.rawValue {
         label += layout == CurvaturePropagationNoise.perPair.rawValue ? " (per-pair noise, as the authors)" : " (\(layout) noise)"
@@ -18,10 +21,12 @@ public func tableLabel(_ record: CellRecord) -> String {
     return label
 }
 
-/// Where a cell's series goes in a table: the estimators' order, then DSM's σ, then CP's layout.
-public func seriesRank(_ record: CellRecord) -> (Int, Double, Int) {
+/// Where a cell's series goes in a table: the estimators' order, then DSM's σ, then CP's layout,
+/// then the model kind (energy networks first).
+public func seriesRank(_ record: CellRecord) -> (Int, Double, Int, Int) {
     let method = Estimator.allCases.firstIndex { $0.rawValue == record.method } ?? Estimator.allCases.count
-    return (method, record.sigma ?? 0, record.cpNoise == nil || record.cpNoise == CurvaturePropagationNoise.perPoint.rawValue ? 0 : 1)
+    return (method, record.sigma ?? 0, record.cpNoise == nil || record.cpNoise == CurvaturePropagationNoise.perPoint.rawValue ? 0 : 1,
+            record.modelKind == "energy" || record.modelKind == nil ? 0 : record.modelKind == "score" ? 1 : 2)
 }
 
 /// Mean ± standard error of `metric` per (series, D) over seeds.

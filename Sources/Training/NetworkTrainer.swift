@@ -36,33 +36,45 @@ public struct NetworkTrainingSettings: Sendable, Equatable, Codable {
 /// the objective's noise from the same stream, takes the parameter gradient, clips its norm and
 /// makes an Adam step. A non-finite loss or gradient stops the run with the step named.
 public struct NetworkTrainer {
-    public var model: any ScoreModel
-    public let objective: any ScoreObjective
+    public var model: any TrainableModel
+    /// The objective's name (progress lines, errors).
+    public let objectiveName: String
+    /// The batch loss of the model, differentiable in its parameters; it draws its noise from the stream.
+    public let loss: (any TrainableModel, Tensor, RandomStream) throws -> Tensor
     public let settings: NetworkTrainingSettings
     /// Called with a progress line (step, loss, steps/s, ETA) at most every `progressSeconds`.
     public var progress: (String) -> Void = { _ in }
     public var progressSeconds = 5.0
 
+    /// A score model trained by a score-matching objective.
     public init(model: any ScoreModel, objective: any ScoreObjective, settings: NetworkTrainingSettings) throws {
+        try self.init(model: model, objectiveName: objective.name, settings: settings) { model, batch, stream in
+            try objective.evaluate(model as! any ScoreModel, at: batch, using: stream).value
+        }
+    }
+
+    /// Any trainable model with its loss (NCSN's noise-conditional objective, say).
+    public init(model: any TrainableModel, objectiveName: String, settings: NetworkTrainingSettings,
+                loss: @escaping (any TrainableModel, Tensor, RandomStream) throws -> Tensor) throws {
         try settings.validate()
         self.model = model
-        self.objective = objective
+        self.objectiveName = objectiveName
+        self.loss = loss
         self.settings = settings
     }
 
     /// What a run gives: the losses of every step, the seconds of every step, the trained model.
     public struct Result {
-        public var model: any ScoreModel
+        public var model: any TrainableModel
         public var stepLoss: [Double]
         public var stepSeconds: [Double]
     }
 
-    /// One step on a batch: the objective, its clipped parameter gradient, Adam. Returns the loss.
-    public static func step(_ model: inout any ScoreModel, optimizer: inout Adam, objective: any ScoreObjective,
-                            batch: Tensor, clipNorm: Double, stream: RandomStream) throws -> Double {
-        let value = try objective.evaluate(model, at: batch, using: stream).value
+    /// One step on a batch: the loss, its clipped parameter gradient, Adam. Returns the loss.
+    func step(_ model: inout any TrainableModel, optimizer: inout Adam, batch: Tensor, stream: RandomStream) throws -> Double {
+        let value = try loss(model, batch, stream)
         let grads = gradients(of: value, with: model.parameters)
-        let (clipped, norm) = clipByGlobalNorm(grads, maxNorm: clipNorm)
+        let (clipped, norm) = clipByGlobalNorm(grads, maxNorm: settings.clipNorm)
         guard norm.isFinite else { throw ObjectiveError.nonFinite(what: "the parameter gradient") }
         model.parameters = optimizer.step(model.parameters, gradients: clipped)
         return value.scalar
@@ -84,22 +96,21 @@ public struct NetworkTrainer {
             for first in stride(from: 0, to: settings.trainCount, by: settings.batchSize) {
                 let batch = data.rows(Array(order[first..<min(first + settings.batchSize, settings.trainCount)]))
                 let stepStart = Date()
-                let loss: Double
+                let value: Double
                 do {
-                    loss = try Self.step(&model, optimizer: &optimizer, objective: objective, batch: batch,
-                                         clipNorm: settings.clipNorm, stream: stream)
+                    value = try step(&model, optimizer: &optimizer, batch: batch, stream: stream)
                 } catch let error as ObjectiveError {
                     if case .nonFinite = error {
-                        throw TrainingError.nonFinite(stage: "training", iteration: losses.count + 1, what: "\(objective.name)'s loss or gradient")
+                        throw TrainingError.nonFinite(stage: "training", iteration: losses.count + 1, what: "\(objectiveName)'s loss or gradient")
                     }
                     throw error
                 }
                 seconds.append(Date().timeIntervalSince(stepStart))
-                losses.append(loss)
+                losses.append(value)
                 if Date().timeIntervalSince(lastLine) >= progressSeconds || losses.count == total {
                     let elapsed = Date().timeIntervalSince(start), rate = Double(losses.count) / max(elapsed, 1e-9)
                     progress(String(format: "step %d/%d (epoch %d/%d) loss %.4g | %.0f steps/s, elapsed %.0f s, ETA %.0f s",
-                                    losses.count, total, epoch + 1, settings.epochs, loss, rate, elapsed, Double(total - losses.count) / rate))
+                                    losses.count, total, epoch + 1, settings.epochs, value, rate, elapsed, Double(total - losses.count) / rate))
                     lastLine = Date()
                 }
             }

@@ -33,7 +33,7 @@ struct TrainNetwork: ParsableCommand {
     @Option(help: "Dataset: \(ToyDataset.allCases.map(\.rawValue).joined(separator: ", ")).")
     var dataset: String
 
-    @Option(help: "Model kind: energy (log p̃ = −E, an MLP to R) or score (an MLP to R^2, no log-density).")
+    @Option(help: "Model kind: energy (log p̃ = −E, an MLP to R), score (an MLP to R^2, no log-density) or noise_conditional (s(x, σ), trained by NCSN's objective over σ from 20 to 1 and sampled by annealed Langevin; --method dsm, a mixture dataset).")
     var model: String = ModelKind.energy.rawValue
 
     @Option(help: "Method: \(Estimator.allCases.filter { !$0.needsLayeredModel }.map(\.rawValue).joined(separator: ", ")) (deen: energy networks only).")

@@ -526,3 +526,35 @@ func folder() -> String {
         #expect(try Reports.Report(resultsAt: path).markdown == markdown)
     }
 }
+
+/// figure 5's network grid in a config: the cells each method applies to, the names, the refusals.
+@Suite struct NetworkGrids {
+    @Test func cellsAreTheMethodsWithTheModelKindsTheyApplyTo() throws {
+        let text = "methods: [ssm_vr, deen, dsm]\nmodels: [energy, score, noise_conditional]\ndatasets: [rings, ncsn_mixture]\nseeds: [0]\nnetworks:\n  hidden: [8]\n"
+        let config = try ExperimentConfig.parse(text, file: "x.yml", quick: false)
+        let names = try config.cells.map(\.name)
+        // ssm_vr: energy and score on both; deen: energy only; dsm: energy and score on both, and
+        // the noise-conditional network on the mixture only.
+        #expect(names == ["ssm_vr_energy_rings_seed0", "ssm_vr_energy_ncsn_mixture_seed0", "ssm_vr_score_rings_seed0", "ssm_vr_score_ncsn_mixture_seed0",
+                          "deen_energy_rings_seed0", "deen_energy_ncsn_mixture_seed0",
+                          "dsm_energy_rings_seed0", "dsm_energy_ncsn_mixture_seed0", "dsm_score_rings_seed0", "dsm_score_ncsn_mixture_seed0",
+                          "dsm_noise_conditional_ncsn_mixture_seed0"])
+        #expect(config.networks?.hidden == [8])
+        // The block is in the hash, the grid lists are not.
+        let other = try ExperimentConfig.parse(text.replacingOccurrences(of: "seeds: [0]", with: "seeds: [0, 1]"), file: "x.yml", quick: false)
+        #expect(other.hash == config.hash)
+        #expect(try ExperimentConfig.parse(text.replacingOccurrences(of: "[8]", with: "[9]"), file: "x.yml", quick: false).hash != config.hash)
+    }
+
+    @Test func badNetworkGridsAreRefusedByKey() {
+        func refusal(_ text: String) -> String {
+            do { _ = try ExperimentConfig.parse(text, file: "x.yml", quick: false); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(refusal("datasets: [moons]\n").contains("key 'datasets': must be a non-empty list of distinct toy datasets"))
+        #expect(refusal("datasets: [rings]\nmodels: [flow]\n").contains("key 'models'"))
+        #expect(refusal("methods: [cp]\ndatasets: [rings]\n").contains("cp needs a model with layer structure"))
+        #expect(refusal("methods: [sm]\ndatasets: [rings]\nnetworks:\n  hidden: [0]\n").contains("key 'networks.hidden'"))
+        #expect(refusal("methods: [sm]\ndatasets: [rings]\nnetworks:\n  sigma: 0\n").contains("key 'networks.sigma'"))
+        #expect(refusal("datasets: [rings]\nnetworks:\n  widths: [3]\n").contains("key 'networks.widths': unknown key"))
+    }
+}

@@ -5,7 +5,8 @@ import NeuralModels
 import Objectives
 import Testing
 
-/// The estimators each model kind takes: every one for an energy network but those that need
+/// The estimators each model kind takes (energy and score networks; the noise-conditional kind
+/// takes NCSN's objective, tested below): every one for an energy network but those that need
 /// layer structure (CP, Approx BP: DKEF's); a score network also loses those that need a
 /// log-density (DEEN).
 func estimators(for kind: ModelKind) -> [Estimator] {
@@ -16,7 +17,7 @@ func model(_ kind: ModelKind, dimension: Int = 3, activation: MLP.Activation = .
     let stream = RandomStream(seed: seed)
     switch kind {
     case .energy: return try EnergyNetwork(dimension: dimension, hidden: [6, 5], activation: activation, using: stream)
-    case .score: return try ScoreNetwork(dimension: dimension, hidden: [6, 5], activation: activation, using: stream)
+    case .score, .noiseConditional: return try ScoreNetwork(dimension: dimension, hidden: [6, 5], activation: activation, using: stream)
     }
 }
 
@@ -189,5 +190,43 @@ func model(_ kind: ModelKind, dimension: Int = 3, activation: MLP.Activation = .
         let mean = values.reduce(0, +) / 40
         let se = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 39 / 40).squareRoot()
         #expect(abs(mean - exact) < 5 * se, "SSM mean \(mean) ± \(se), exact \(exact)")
+    }
+}
+
+@Suite struct NoiseConditional {
+    /// NCSN's objective on a noise-conditional network: the batch mean of ½‖σᵢ s(x + σᵢε, σᵢ) + ε‖²
+    /// written out point by point, and its parameter gradient against central differences.
+    @Test func objectiveIsTheWeightedDenoisingLossAndItsGradientIsRight() throws {
+        var net = try NoiseConditionalScoreNetwork(dimension: 2, hidden: [6, 5], activation: .swish, using: RandomStream(seed: 30))
+        let stream = RandomStream(seed: 31)
+        let x = stream.normal(shape: [5, 2])
+        let objective = try NoiseConditionalDenoising(sigmas: [4, 2, 1, 0.5])
+        let (levels, epsilon) = objective.drawNoise(points: 5, dimension: 2, using: stream)
+        #expect(levels.scalars.allSatisfy { [4, 2, 1, 0.5].contains($0) })
+        let value = try objective.loss(net, at: x, levels: levels, epsilon: epsilon)
+        var written = 0.0
+        for n in 0..<5 {
+            let sigma = levels.scalars[n]
+            let point = Tensor(shape: [1, 2], scalars: [x[n, 0] + sigma * epsilon[n, 0], x[n, 1] + sigma * epsilon[n, 1]])
+            let s = net.score(at: point, sigmas: Tensor([sigma])).scalars
+            written += 0.5 * ((sigma * s[0] + epsilon[n, 0]) * (sigma * s[0] + epsilon[n, 0]) + (sigma * s[1] + epsilon[n, 1]) * (sigma * s[1] + epsilon[n, 1]))
+        }
+        #expect(abs(value.scalar - written / 5) < 1e-13)
+        let analytic = gradients(of: value, with: net.parameters)
+        let h = 1e-5
+        for (k, parameter) in net.parameters.enumerated() {
+            for i in stride(from: 0, to: parameter.count, by: 2) {
+                func j(_ delta: Double) throws -> Double {
+                    var scalars = parameter.scalars
+                    scalars[i] += delta
+                    net.parameters[k] = Tensor(shape: parameter.shape, scalars: scalars).requiringGradient()
+                    defer { net.parameters[k] = parameter }
+                    return try withoutGradients { try objective.loss(net, at: x, levels: levels, epsilon: epsilon).scalar }
+                }
+                let numeric = (try j(h) - j(-h)) / (2 * h)
+                #expect(abs(numeric - analytic[k].scalars[i]) < 1e-7 * max(1, abs(numeric)), "parameter \(k)[\(i)]")
+            }
+        }
+        #expect(throws: ObjectiveError.invalidSigma(0)) { try NoiseConditionalDenoising(sigmas: [1, 0]) }
     }
 }

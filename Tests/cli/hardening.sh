@@ -342,6 +342,7 @@ expect "train-network, a width of 0" 64 "--hidden: widths must be integers ≥ 1
 expect "train-network --sigma 0" 64 "--sigma must be finite and > 0" -- "$bin/train-network" "${net[@]}" --method dsm --sigma 0
 expect "train-network, DEEN on a score network" 64 "the deen estimator is defined through a log-density" -- "$bin/train-network" "${net[@]}" --model score --method deen
 expect "train-network, CP on a network" 64 "needs a model with layer structure" -- "$bin/train-network" "${net[@]}" --method cp
+expect "train-network, a noise-conditional network on rings" 64 "choose 8gaussians or ncsn_mixture, not rings" -- "$bin/train-network" "${net[@]}" --model noise_conditional --method dsm --dataset rings
 nothing_left "train-network's refused runs" net.h5
 expect "train-network, a step that overflows" 1 "became NaN or infinite in stage 'training' at iteration" -- "$bin/train-network" "${net[@]}" --model score --method ssm --learning-rate 1e300
 nothing_left "train-network stopped by a NaN" net.h5 "net.h5.tmp-*"
