@@ -80,13 +80,9 @@ public enum ThresholdCheck {
         }
     }
 
-    static func means(_ records: [CellRecord], _ series: String, _ metric: String) -> [Int: Double] {
-        summarize(records, metric: metric)[series]?.mapValues(\.mean) ?? [:]
-    }
-
     /// max over D of mean(a)/mean(b); NaN if either is missing (NaN fails every bound).
     static func worstRatio(_ records: [CellRecord], _ a: String, _ b: String, metric: String) -> Double {
-        let ma = means(records, a, metric), mb = means(records, b, metric)
+        let ma = seriesMeans(records, a, metric), mb = seriesMeans(records, b, metric)
         let ratios = ma.compactMap { d, value in mb[d].map { value / $0 } }
         return ratios.max() ?? .nan
     }

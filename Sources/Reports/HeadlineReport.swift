@@ -21,14 +21,9 @@ public struct HeadlineReport {
         (figure1, figure2, table1) = (try records("figure1"), try records("figure2"), try records("table1"))
     }
 
-    /// Mean of `metric` over seeds per D for one series.
-    static func means(_ records: [CellRecord], _ series: String, _ metric: String) -> [Int: Double] {
-        summarize(records, metric: metric)[series]?.mapValues(\.mean) ?? [:]
-    }
-
     /// The ratios a/b of two series' means at each D both have, in D's order.
     static func ratios(_ records: [CellRecord], _ a: String, _ b: String, _ metric: String = "fisher_divergence") -> [(Int, Double)] {
-        let x = means(records, a, metric), y = means(records, b, metric)
+        let x = seriesMeans(records, a, metric), y = seriesMeans(records, b, metric)
         return x.keys.filter { y[$0] != nil }.sorted().map { ($0, x[$0]! / y[$0]!) }
     }
 
@@ -56,7 +51,7 @@ public struct HeadlineReport {
                      Self.verdict(cp.isEmpty ? nil : cp.allSatisfy { $0.1 > 1 })))
         // Figure 2.
         func slope(_ series: String) -> Double? {
-            let points = Self.means(figure2, series, "median_total_seconds").sorted { $0.key < $1.key }
+            let points = seriesMeans(figure2, series, "median_total_seconds").sorted { $0.key < $1.key }
             return points.count < 2 ? nil : logLogSlope(x: points.map { Double($0.key) }, y: points.map(\.value))
         }
         if let sm = slope("sm"), let ssm = slope("ssm") {
@@ -68,7 +63,7 @@ public struct HeadlineReport {
         // Table 1: worst over best σ per D, and SSM-VR against the best σ.
         let sigmas = Set(table1.compactMap(\.sigma)).sorted()
         let spread = Set(table1.map(\.dimension)).sorted().compactMap { d -> (Int, Double)? in
-            let values = sigmas.compactMap { Self.means(table1, "dsm (σ=\($0))", "fisher_divergence")[d] }
+            let values = sigmas.compactMap { seriesMeans(table1, "dsm (σ=\($0))", "fisher_divergence")[d] }
             guard let low = values.min(), let high = values.max(), values.count > 1 else { return nil }
             return (d, high / low)
         }

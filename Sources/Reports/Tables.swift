@@ -35,3 +35,8 @@ public func summarize(_ records: [CellRecord], metric: String) -> [String: [Int:
     for r in records { if let v = r.values[metric] { grouped[r.series, default: [:]][r.dimension, default: []].append(v) } }
     return grouped.mapValues { byD in byD.mapValues { let s = meanAndStandardError($0); return (s.mean, s.standardError, $0.count) } }
 }
+
+/// The mean of `metric` over seeds per D for one series.
+public func seriesMeans(_ records: [CellRecord], _ series: String, _ metric: String) -> [Int: Double] {
+    summarize(records, metric: metric)[series]?.mapValues(\.mean) ?? [:]
+}
