@@ -8,7 +8,7 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 figure5 table1 cp-noise all plots bench bench-baseline bench-core clean
+.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 figure5 table1 cp-noise all plots bench bench-baseline bench-core bench-neural clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench       DKEF iterations per method and D vs the authors' code -> results/bench.md, results/bench.h5 (BENCH_ARGS=... narrows it)"
 	@echo "make bench-baseline  bench against commit BASELINE (default 2a11fc5), cell by cell -> results/bench-vs-BASELINE.md"
 	@echo "make bench-core  autodiff and objective microbenchmarks -> results/bench-core.md, results/bench-objectives.md"
+	@echo "make bench-neural  seconds per training step of energy and score networks beside PyTorch (a venv in experiments/reference/) -> results/bench-neural.md|json"
 
 # Installs only what is missing; prints what it installs.
 deps:
@@ -143,6 +144,17 @@ bench-baseline: build $(PYTHON)
 bench-core: build
 	$(BIN)/bench-core mlp --out results/bench-core.md
 	$(BIN)/bench-core objectives --out results/bench-objectives.md
+
+# Issue 27: the deep score models' training step beside a PyTorch reference (CPU wheel, its own
+# venv: never needed by make test). BENCH_NEURAL_ARGS=... narrows it (--dims 2 --rounds 1).
+REFERENCE := experiments/reference/venv/bin/python
+$(REFERENCE): experiments/reference/requirements.txt
+	python3 -m venv experiments/reference/venv
+	experiments/reference/venv/bin/pip install -q -r experiments/reference/requirements.txt
+	touch $(REFERENCE)
+
+bench-neural: build $(REFERENCE)
+	$(REFERENCE) experiments/reference/bench_neural.py --bench $(BIN)/bench-core --out results/bench-neural.md $(BENCH_NEURAL_ARGS)
 
 clean:
 	rm -rf .build

@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "DKEFModel", dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Sampling", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "NeuralModels", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
-        .target(name: "Training", dependencies: ["Autodiff", "GSLNumerics", "Objectives", "DKEFModel", "NeuralModels", "ResultsStore"], swiftSettings: strict),
+        .target(name: "Training", dependencies: ["Autodiff", "CVectorMath", "GSLNumerics", "Objectives", "DKEFModel", "NeuralModels", "ResultsStore"], swiftSettings: strict),
         // The experiments, one job per module:
         .target(name: "ExperimentGrid", dependencies: ["DKEFModel", "GSLNumerics", "NeuralModels", "Objectives", "Sampling", "Training", "Yams"], swiftSettings: strict),
         .target(name: "GridExecution", dependencies: ["ExperimentGrid", "Autodiff", "COpenBLAS", "CRuntime", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore"],
@@ -101,7 +101,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "inspect", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "BenchCore",
-                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "NeuralModels", "Training", "ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core", swiftSettings: strict),
 
         .executableTarget(name: "CPNoise",

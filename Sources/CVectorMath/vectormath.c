@@ -48,3 +48,43 @@ void ssm_vector_log1p(const double *x, double *y, long n) {
     if (!width) width = ssm_vector_width();
     if (width == 512) log1p8(x, y, n); else if (width == 256) log1p4(x, y, n); else log1p2(x, y, n);
 }
+
+// Adam. The pragma keeps a·b + c as two roundings (no FMA), as Swift computes it; √ and ÷ are
+// correctly rounded in every width, so all three variants give the scalar loop's bits.
+#pragma clang fp contract(off)
+
+#define SSM_ADAM(name, width, type, load, store, set1, add, sub, mul, div, sqrt)                  \
+    static void name(double *theta, double *m, double *v, const double *g, long n, double b1,       \
+                     double b2, double lr, double c1, double c2, double eps) {                      \
+        const type B1 = set1(b1), A1 = set1(1 - b1), B2 = set1(b2), A2 = set1(1 - b2);                \
+        const type LR = set1(lr), C1 = set1(c1), C2 = set1(c2), EPS = set1(eps);                     \
+        long i = 0;                                                                                 \
+        for (; i + width <= n; i += width) {                                                        \
+            type gi = load(g + i);                                                                  \
+            type mi = add(mul(B1, load(m + i)), mul(A1, gi));                                        \
+            type vi = add(mul(B2, load(v + i)), mul(mul(A2, gi), gi));                               \
+            store(m + i, mi);                                                                       \
+            store(v + i, vi);                                                                       \
+            store(theta + i, sub(load(theta + i), div(mul(LR, div(mi, C1)), add(sqrt(div(vi, C2)), EPS)))); \
+        }                                                                                           \
+        for (; i < n; i++) {                                                                        \
+            m[i] = b1 * m[i] + (1 - b1) * g[i];                                                     \
+            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];                                              \
+            theta[i] -= lr * (m[i] / c1) / (__builtin_sqrt(v[i] / c2) + eps);                       \
+        }                                                                                           \
+    }
+
+SSM_ADAM(adam2, 2, __m128d, _mm_loadu_pd, _mm_storeu_pd, _mm_set1_pd, _mm_add_pd, _mm_sub_pd, _mm_mul_pd, _mm_div_pd, _mm_sqrt_pd)
+__attribute__((target("avx2"))) SSM_ADAM(adam4, 4, __m256d, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_add_pd,
+                                         _mm256_sub_pd, _mm256_mul_pd, _mm256_div_pd, _mm256_sqrt_pd)
+__attribute__((target("avx512f"))) SSM_ADAM(adam8, 8, __m512d, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_add_pd,
+                                            _mm512_sub_pd, _mm512_mul_pd, _mm512_div_pd, _mm512_sqrt_pd)
+
+void ssm_adam_update(double *theta, double *m, double *v, const double *g, long n,
+                     double b1, double b2, double lr, double c1, double c2, double eps) {
+    static int width = 0;
+    if (!width) width = ssm_vector_width();
+    if (width == 512) adam8(theta, m, v, g, n, b1, b2, lr, c1, c2, eps);
+    else if (width == 256) adam4(theta, m, v, g, n, b1, b2, lr, c1, c2, eps);
+    else adam2(theta, m, v, g, n, b1, b2, lr, c1, c2, eps);
+}

@@ -1,4 +1,5 @@
 import Autodiff
+import CVectorMath
 import Foundation
 
 /// Adam (Kingma & Ba 2015), as in PyTorch's default form:
@@ -23,13 +24,23 @@ public struct Adam {
         }
         stepCount += 1
         let c1 = 1 - Foundation.pow(beta1, Double(stepCount)), c2 = 1 - Foundation.pow(beta2, Double(stepCount))
+        let (beta1, beta2, epsilon, learningRate) = (beta1, beta2, epsilon, learningRate)
         return parameters.indices.map { k in
-            let g = gradients[k].scalars
+            precondition(gradients[k].count == parameters[k].count,
+                         "Adam: parameter \(k) has \(parameters[k].count) entries, its gradient \(gradients[k].count)")
             var theta = parameters[k].scalars
-            for i in theta.indices {
-                m[k][i] = beta1 * m[k][i] + (1 - beta1) * g[i]
-                v[k][i] = beta2 * v[k][i] + (1 - beta2) * g[i] * g[i]
-                theta[i] -= learningRate * (m[k][i] / c1) / ((v[k][i] / c2).squareRoot() + epsilon)
+            // One vectorised pass (CVectorMath): the formula above with each operation rounded
+            // once in its written order, so the result is the scalar loop's to the last bit (tested).
+            gradients[k].scalars.withUnsafeBufferPointer { g in
+                m[k].withUnsafeMutableBufferPointer { m in
+                    v[k].withUnsafeMutableBufferPointer { v in
+                        theta.withUnsafeMutableBufferPointer { theta in
+                            guard theta.count > 0 else { return }
+                            ssm_adam_update(theta.baseAddress!, m.baseAddress!, v.baseAddress!, g.baseAddress!, theta.count,
+                                            beta1, beta2, learningRate, c1, c2, epsilon)
+                        }
+                    }
+                }
             }
             return Tensor(shape: parameters[k].shape, scalars: theta).requiringGradient()
         }

@@ -69,6 +69,35 @@ func model(_ kind: ModelKind, dimension: Int = 3, activation: MLP.Activation = .
         }
     }
 
+    /// The softplus network computes softplus and σ from one exponential (`softplusAndSigmoid`);
+    /// the same energy written with the plain `softplus()` (whose pullback takes σ afresh) is the
+    /// oracle: every estimator's loss and parameter gradient agree to rounding (they may differ in
+    /// the last bits, the graph summing the same terms in another order).
+    @Test func fusedSoftplusGivesThePlainNetworksLossesAndGradients() throws {
+        struct PlainEnergy: LogDensityModel {
+            var parameters: [Tensor]
+            func logDensity(_ x: Tensor) -> Tensor {
+                let h1 = (Tensor.matmul(x, parameters[0]) + parameters[1]).softplus()
+                let h2 = (Tensor.matmul(h1, parameters[2]) + parameters[3]).softplus()
+                return -(Tensor.matmul(h2, parameters[4]) + parameters[5]).reshaped([-1])
+            }
+        }
+        let net = try EnergyNetwork(dimension: 3, hidden: [9, 7], activation: .softplus, using: RandomStream(seed: 8))
+        let plain = PlainEnergy(parameters: net.parameters)
+        let x = RandomStream(seed: 9).normal(shape: [10, 3])
+        for estimator in estimators(for: .energy) {
+            let objective = try estimator.objective(ObjectiveSettings(projection: .gaussian, sigma: 0.3))
+            let noise = objective.drawNoise(points: 10, dimension: 3, using: RandomStream(seed: 10))
+            let fused = try objective.evaluate(net, at: x, noise: noise).value
+            let reference = try objective.evaluate(plain, at: x, noise: noise).value
+            #expect(abs(fused.scalar - reference.scalar) <= 1e-13 * max(1, abs(reference.scalar)), "\(estimator)")
+            for (g, r) in zip(gradients(of: fused, with: net.parameters), gradients(of: reference, with: plain.parameters)) {
+                let scale = max(1, r.scalars.map(abs).max()!)
+                #expect(zip(g.scalars, r.scalars).allSatisfy { abs($0 - $1) <= 1e-13 * scale }, "\(estimator)")
+            }
+        }
+    }
+
     @Test func badNetworksAreRefusedByName() {
         #expect(throws: NetworkError.invalidWidths([2, 0, 1])) { try MLP(widths: [2, 0, 1], activation: .softplus, using: RandomStream(seed: 1)) }
         #expect(throws: NetworkError.invalidWidths([2])) { try MLP(widths: [2], activation: .softplus, using: RandomStream(seed: 1)) }

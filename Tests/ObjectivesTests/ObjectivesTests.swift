@@ -203,6 +203,34 @@ struct GaussianSetting {
     }
 }
 
+@Suite struct Optimiser {
+    /// Adam's buffer loop against the textbook loop (PyTorch's formula over plain arrays), bit for
+    /// bit, over 50 steps of random gradients on two parameter tensors.
+    @Test func adamMatchesItsFormulaToTheLastBit() {
+        let stream = RandomStream(seed: 7)
+        var parameters = [stream.normal(shape: [3, 4]).requiringGradient(), stream.normal(shape: [5]).requiringGradient()]
+        var expected = parameters.map(\.scalars)
+        var m = expected.map { [Double](repeating: 0, count: $0.count) }, v = m
+        let (lr, b1, b2, eps) = (0.01, 0.9, 0.999, 1e-8)
+        var adam = Adam(learningRate: lr)
+        for t in 1...50 {
+            let grads = parameters.map { stream.normal(shape: $0.shape) * 3 }
+            parameters = adam.step(parameters, gradients: grads)
+            let c1 = 1 - Foundation.pow(b1, Double(t)), c2 = 1 - Foundation.pow(b2, Double(t))
+            for k in expected.indices {
+                let g = grads[k].scalars
+                for i in expected[k].indices {
+                    m[k][i] = b1 * m[k][i] + (1 - b1) * g[i]
+                    v[k][i] = b2 * v[k][i] + (1 - b2) * g[i] * g[i]
+                    expected[k][i] -= lr * (m[k][i] / c1) / ((v[k][i] / c2).squareRoot() + eps)
+                }
+            }
+        }
+        #expect(parameters.map(\.scalars) == expected)
+        #expect(parameters.allSatisfy { $0.requiresGradient })
+    }
+}
+
 @Suite struct BadInput {
     @Test func invalidSettingsNameTheParameter() {
         for sigma in [0, -1, Double.nan, Double.infinity] {

@@ -10,6 +10,11 @@
 void ssm_vector_exp(const double *x, double *y, long n);
 /// y[i] = log1p(x[i]) for i < n; x and y may be the same array.
 void ssm_vector_log1p(const double *x, double *y, long n);
+/// One Adam step over n parameters, in place, in IEEE double arithmetic without contraction (each
+/// +, ×, ÷ and √ rounded once, in the order written), so it equals the scalar loop to the last bit:
+///   m = b1·m + (1−b1)·g;  v = b2·v + ((1−b2)·g)·g;  θ = θ − (lr·(m/c1)) / (√(v/c2) + eps).
+void ssm_adam_update(double *theta, double *m, double *v, const double *g, long n,
+                     double b1, double b2, double lr, double c1, double c2, double eps);
 /// 512, 256 or 128: the vector width in bits the functions use on this CPU.
 int ssm_vector_width(void);
 
