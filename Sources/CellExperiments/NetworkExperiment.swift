@@ -109,7 +109,9 @@ public struct NetworkExperiment: Sendable {
         let train = dataset.sample(training.trainCount, using: data), test = dataset.sample(training.testCount, using: data)
         let stream = RandomStream(seed: UInt64(seed))
         let initial = try network(using: stream)
-        let untrained = try dataset.reference.map { try fisherDivergence(of: initial, from: $0, at: test).mean }
+        // The reference's scores at the test points, once for the untrained and the trained network.
+        let testScores = try dataset.reference.map { try $0.score(test) }
+        let untrained = try testScores.map { try fisherDivergence(of: initial, targetScores: $0, at: test).mean }
         var trainer = try NetworkTrainer(model: initial, objective: try method.objective(objective), settings: training)
         trainer.progress = { log("[\(dataset.rawValue) \(kind.rawValue) \(method.rawValue) seed=\(seed)] \($0)") }
         let trained = try trainer.run(on: train, using: stream)
@@ -118,8 +120,8 @@ public struct NetworkExperiment: Sendable {
             "median_step_seconds": (median(trained.stepSeconds), "s"),
             "final_loss": (trained.stepLoss.suffix(100).reduce(0, +) / Double(min(100, trained.stepLoss.count)), "the objective's value, mean of the last 100 steps"),
         ]
-        if let reference = dataset.reference, let untrained {
-            metrics["fisher_divergence"] = (try fisherDivergence(of: model, from: reference, at: test).mean, "squared score, 1/x^2 (½ E‖s − s_d‖², fresh test points)")
+        if let testScores, let untrained {
+            metrics["fisher_divergence"] = (try fisherDivergence(of: model, targetScores: testScores, at: test).mean, "squared score, 1/x^2 (½ E‖s − s_d‖², fresh test points)")
             metrics["untrained_fisher_divergence"] = (untrained, "squared score, 1/x^2 (the initial network, the same test points)")
         }
         // Samples, as toy_gradlogp draws its picture's.

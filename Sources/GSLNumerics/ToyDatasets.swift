@@ -10,7 +10,7 @@ import Foundation
 /// |---|---|---|
 /// | `8gaussians` | ½√2 (½z + 4c), c one of 8 unit vectors at multiples of 45°: a mixture of N(2√2 c, (√2/4)² I) | exact (`GaussianMixture`) |
 /// | `rings` | a ring of radius 3, 2.25, 1.5 or 0.75 with probability ¼ each, a uniform angle, plus N(0, 0.08² I) | exact (`BlurredRings`, through I₀) |
-/// | `2spirals` | two arms ±(−n cos n + u₁/2, n sin n + u₂/2)/3, n = 3π√u, plus N(0, 0.1² I) | none here (a 1-D integral: not computed) |
+/// | `2spirals` | two arms ±(−n cos n + u₁/2, n sin n + u₂/2)/3, n = 3π√u, plus N(0, 0.1² I) | a 1-D integral by quadrature (`TwoSpirals`, to 1e-9) |
 /// | `checkerboard` | uniform on 8 of the 16 squares of side 2 in [−4, 4]² | none (piecewise constant: sample metrics only) |
 /// | `ncsn_mixture` | 0.8 N((5, 5), I) + 0.2 N((−5, −5), I) | exact (`GaussianMixture`) |
 ///
@@ -34,8 +34,8 @@ public enum ToyDataset: String, CaseIterable, Sendable, Codable {
         self = dataset
     }
 
-    /// The exact density and score, where the dataset has them in closed form (nil: 2spirals,
-    /// checkerboard).
+    /// The exact density and score, in closed form or (2spirals) by quadrature; nil for the
+    /// checkerboard.
     public var reference: (any ReferenceDistribution)? {
         switch self {
         case .eightGaussians:
@@ -51,25 +51,15 @@ public enum ToyDataset: String, CaseIterable, Sendable, Codable {
                 MultivariateNormal(mean: [5, 5], covariance: Tensor(rows: [[1, 0], [0, 1]])),
                 MultivariateNormal(mean: [-5, -5], covariance: Tensor(rows: [[1, 0], [0, 1]])),
             ])
-        case .twoSpirals, .checkerboard: return nil
+        case .twoSpirals: return TwoSpirals.toy
+        case .checkerboard: return nil
         }
     }
 
     /// `count` independent draws, `[count, 2]`.
     public func sample(_ count: Int, using stream: RandomStream) -> Tensor {
         switch self {
-        case .eightGaussians, .ncsnMixture, .rings: return reference!.sample(count, using: stream)
-        case .twoSpirals:
-            var values: [Double] = []
-            values.reserveCapacity(2 * count)
-            for i in 0..<count {
-                let n = (stream.uniform()).squareRoot() * 3 * Double.pi
-                let arm = i % 2 == 0 ? 1.0 : -1.0
-                let u1 = stream.uniform(), u2 = stream.uniform()
-                values.append(arm * (-cos(n) * n + 0.5 * u1) / 3 + 0.1 * stream.normal())
-                values.append(arm * (sin(n) * n + 0.5 * u2) / 3 + 0.1 * stream.normal())
-            }
-            return Tensor(shape: [count, 2], scalars: values)
+        case .eightGaussians, .ncsnMixture, .rings, .twoSpirals: return reference!.sample(count, using: stream)
         case .checkerboard:
             var values: [Double] = []
             values.reserveCapacity(2 * count)

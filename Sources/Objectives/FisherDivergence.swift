@@ -14,7 +14,15 @@ public func fisherDivergence(of model: any ScoreFunction, from reference: some R
     guard x.rank == 2, x.shape[0] > 0, x.shape[1] == reference.dimension else {
         throw ObjectiveError.badBatch(shape: x.shape, expected: "[N, \(reference.dimension)] with N ≥ 1")
     }
-    let target = try reference.score(x)
+    return try fisherDivergence(of: model, targetScores: try reference.score(x), at: x)
+}
+
+/// The same with the reference's scores at x already computed (`[N, D]`), for a reference whose
+/// score is costly (2spirals' quadrature) and test points shared by several models.
+public func fisherDivergence(of model: any ScoreFunction, targetScores target: Tensor, at x: Tensor) throws -> (mean: Double, perSample: Tensor) {
+    guard x.rank == 2, x.shape[0] > 0, target.shape == x.shape else {
+        throw ObjectiveError.badBatch(shape: target.shape, expected: "the points' shape \(x.shape)")
+    }
     let s = GradientMode.$isRecording.withValue(true) { model.modelScore(at: x.detached().requiringGradient()) }.detached()
     let perSample = withoutGradients { (s - target).square().sum(alongAxis: 1) * 0.5 }
     let mean = perSample.mean().scalar
