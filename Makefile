@@ -21,7 +21,7 @@ help:
 	@echo "make figure2     full figure 2 -> results/figure2.h5, results/figure2.png|pdf"
 	@echo "make figure3     beyond the paper: methods across targets -> results/figure3.h5, results/figure3.md, results/figure3.png|pdf"
 	@echo "make figure4     beyond the paper: sampling the trained models -> results/figure4.h5, results/figure4.md, results/figure4.png|pdf"
-	@echo "make figure5     beyond the paper: deep score models on 2-D toy data -> results/figure5.h5, results/figure5.md"
+	@echo "make figure5     beyond the paper: deep score models on 2-D toy data -> results/figure5.h5, results/figure5.md, results/figure5.png|pdf (and figure5-scores.png)"
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
 	@echo "make cp-noise    CP's per-point vs per-pair noise: variances on figure 1's CP checkpoints -> results/cp-noise.md|h5"
 	@echo "make all         all three (figure1 and table1 run JOBS=$(JOBS) processes; JOBS=1 for one)"
@@ -113,8 +113,9 @@ figure4: build $(PYTHON)
 	$(PYTHON) experiments/plot.py figure4 results/figure4.h5 results/figure4
 
 # Issue 27: deep score models on toy_gradlogp's 2-D datasets (experiments/figure5.yml).
-figure5: build
+figure5: build $(PYTHON)
 	$(BIN)/figure5 --jobs $(JOBS)
+	$(PYTHON) experiments/plot.py figure5 results/figure5.h5 results/figure5
 
 # Issue 17: the variance of CP's estimates under its two noise layouts, on figure 1's CP cells.
 cp-noise: build

@@ -1,12 +1,16 @@
-"""Draw figures 1, 2 and 3 from the HDF5 results files (never from anything else).
+"""Draw figures 1 to 5 from the HDF5 results files (never from anything else).
 
     python experiments/plot.py figure1 results/figure1.h5 results/figure1
     python experiments/plot.py figure2 results/figure2.h5 results/figure2
     python experiments/plot.py figure3 results/figure3.h5 results/figure3
     python experiments/plot.py figure4 results/figure4.h5 results/figure4
+    python experiments/plot.py figure5 results/figure5.h5 results/figure5
 
-writes <prefix>.png and <prefix>.pdf. One colour per method across all figures; log axes where
+writes <prefix>.png and <prefix>.pdf (figure5: <prefix>.png for the energy networks,
+<prefix>-scores.png for the score networks and annealing, and both as the two pages of
+<prefix>.pdf). One colour per method across all figures; log axes where
 the paper uses them; error bars are standard errors over seeds.
+
 """
 import sys
 from collections import defaultdict
@@ -23,12 +27,12 @@ import numpy as np  # noqa: E402
 # CP's colour family with a dashed line.
 # FSM (issue 12) is not in the paper; its label says so wherever it appears.
 COLOURS = {"sm": "#1f77b4", "ssm": "#d62728", "ssm_vr": "#ff7f0e", "dsm": "#2ca02c", "cp": "#9467bd",
-           "cp_per_pair": "#b39ddb", "approx_bp": "#8c564b", "fsm": "#17becf"}
+           "cp_per_pair": "#b39ddb", "approx_bp": "#8c564b", "fsm": "#17becf", "deen": "#e377c2"}
 LABELS = {"sm": "SM (exact)", "ssm": "SSM", "ssm_vr": "SSM-VR", "dsm": "DSM", "cp": "CP",
           "cp_per_pair": "CP (per-pair noise, as the authors)", "approx_bp": "Approx BP",
-          "fsm": "FSM (not in the paper)"}
+          "fsm": "FSM (not in the paper)", "deen": "DEEN"}
 LINESTYLES = {"cp_per_pair": "--"}
-ORDER = ["sm", "ssm", "ssm_vr", "dsm", "cp", "cp_per_pair", "approx_bp", "fsm"]
+ORDER = ["sm", "ssm", "ssm_vr", "dsm", "cp", "cp_per_pair", "approx_bp", "fsm", "deen"]
 TARGET_TITLES = {"standard_normal": "N(0, I) (the paper's)", "correlated_normal": "correlated N(0, Σ), κ = {condition_number:g}",
                  "gaussian_mixture": "mixture of {components} N(μₖ, {scale:g}²I), ‖μₖ‖ = {separation:g}",
                  "student_t": "Student t, ν = {degrees_of_freedom:g}"}
@@ -351,8 +355,136 @@ def figure4(path, prefix, seed=0, shown=300):
     save(fig, prefix)
 
 
+FIGURE5_DATASETS = ["8gaussians", "rings", "2spirals", "checkerboard", "ncsn_mixture"]
+FIGURE5_TITLES = {"8gaussians": "8 Gaussians", "rings": "rings", "2spirals": "2 spirals", "checkerboard": "checkerboard",
+                  "ncsn_mixture": "NCSN's mixture"}
+
+
+def figure5(path, prefix, seed=0, shown=400):
+    """Seed `seed` of every dataset × method, as toy_gradlogp draws them. Page 1 (energy networks):
+    the data, then per method the learned log density −E on the picture's square (from its
+    maximum down 10 nats) with `shown` of its Langevin samples. Page 2 (score networks): the data, then per
+    method the learned score field (arrows, length ∝ √‖s‖ so the whole field reads) with its
+    Langevin samples; and NCSN's annealing panel: plain and annealed Langevin with the exact score
+    and with the noise-conditional network, each with its fraction of samples per mode. Every
+    panel states its Fisher divergence F (where the dataset has a reference score) and the
+    samples' MMD² against fresh data; a cell not computed yet is marked so."""
+    from matplotlib.backends.backend_pdf import PdfPages
+    with h5py.File(path, "r") as f:
+        by = {}
+        for g in f["cells"].values():
+            if int(g.attrs["seed"]) == seed:
+                by[(text(g.attrs["dataset"]), text(g.attrs["model"]), text(g.attrs["method"]))] = g
+        datasets = [d for d in FIGURE5_DATASETS if any(k[0] == d for k in by)]
+        if not datasets:
+            sys.exit(f"{path}: no cell with seed {seed}")
+        origin = "cells by commit and OpenBLAS kernels: " + origins(path)
+
+        def metrics(g):
+            parts = []
+            if "fisher_divergence" in g:
+                parts.append(f"F {g['fisher_divergence'][()]:.3g}")
+            if "langevin_mmd" in g:
+                parts.append(f"MMD² {unbiased(g['langevin_mmd'][()])}")
+            return ", ".join(parts)
+
+        def data_panel(ax, dataset):
+            g = next((by[k] for k in by if k[0] == dataset and "data_samples" in by[k]), None)
+            if g is not None:
+                x = g["data_samples"][()][:shown * 2]
+                ax.scatter(x[:, 0], x[:, 1], s=2, c="k", alpha=0.6, linewidths=0)
+                width = float(g["score_grid_axis"][()][-1])
+                ax.set_xlim(-width, width)
+                ax.set_ylim(-width, width)
+
+        def frame(ax, row, col, dataset, title):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_aspect("equal")
+            if row == 0:
+                ax.set_title(title, fontsize=9, fontweight="bold")
+            if col == 0:
+                ax.set_ylabel(FIGURE5_TITLES[dataset], fontsize=9, fontweight="bold")
+
+        def missing(ax):
+            ax.text(0.5, 0.5, "not computed yet", ha="center", va="center", fontsize=7, color="0.5", transform=ax.transAxes)
+
+        pages = []
+        for kind, methods in (("energy", ["sm", "ssm", "ssm_vr", "dsm", "fsm", "deen"]), ("score", ["sm", "ssm", "ssm_vr", "dsm", "fsm"])):
+            anneal = by.get(("ncsn_mixture", "noise_conditional", "dsm")) if kind == "score" else None
+            rows = len(datasets) + (1 if anneal is not None else 0)
+            columns = 1 + len(methods)
+            fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns + 0.3, 1.9 * rows + 0.9), squeeze=False, layout="constrained")
+            for row, dataset in enumerate(datasets):
+                data_panel(axes[row, 0], dataset)
+                frame(axes[row, 0], row, 0, dataset, "data")
+                for col, method in enumerate(methods, start=1):
+                    ax = axes[row, col]
+                    frame(ax, row, col, dataset, LABELS[method].replace(" (not in the paper)", ""))
+                    g = by.get((dataset, kind, method))
+                    if g is None:
+                        missing(ax)
+                        continue
+                    samples = g["langevin_samples"][()][:shown]
+                    if kind == "energy":
+                        axis = g["energy_grid_axis"][()]
+                        energy = g["energy_grid"][()]
+                        log_density = np.clip(-(energy - energy.min()), -10, 0)
+                        ax.imshow(log_density, extent=(axis[0], axis[-1], axis[0], axis[-1]), origin="lower", cmap="Blues",
+                                  vmin=-10, vmax=0, interpolation="bilinear")
+                    else:
+                        axis = g["score_grid_axis"][()]
+                        field = g["score_field"][()].reshape(len(axis), len(axis), 2)
+                        norm = np.linalg.norm(field, axis=2, keepdims=True)
+                        arrows = field / np.maximum(norm, 1e-12) * np.sqrt(norm / norm.max())
+                        xx, yy = np.meshgrid(axis, axis)
+                        ax.quiver(xx, yy, arrows[..., 0], arrows[..., 1], color="#1f77b4", width=0.006, scale=22, alpha=0.8)
+                    ax.scatter(samples[:, 0], samples[:, 1], s=1.5, c="#d62728", alpha=0.6, linewidths=0)
+                    ax.set_xlim(axis[0], axis[-1])
+                    ax.set_ylim(axis[0], axis[-1])
+                    ax.text(0.5, -0.02, metrics(g), transform=ax.transAxes, ha="center", va="top", fontsize=6.5)
+            if anneal is not None:
+                row = rows - 1
+                weights = anneal["mixture_weights"][()]
+                panels = [("exact_langevin", "exact score:\nLangevin"), ("exact_annealed", "exact score:\nannealed"),
+                          ("network_langevin", "s(x, σ) network:\nLangevin"), ("network_annealed", "s(x, σ) network:\nannealed")]
+                data_panel(axes[row, 0], "ncsn_mixture")
+                axes[row, 0].set_xlim(-8, 8)
+                axes[row, 0].set_ylim(-8, 8)
+                frame(axes[row, 0], row, 0, "ncsn_mixture", "")
+                axes[row, 0].set_ylabel("annealing\n(NCSN)", fontsize=9, fontweight="bold")
+                axes[row, 0].set_title(f"data: weights {weights[0]:.1f} / {weights[1]:.1f}", fontsize=7.5)
+                for col, (name, title) in enumerate(panels, start=1):
+                    ax = axes[row, col]
+                    frame(ax, 1, col, "ncsn_mixture", "")
+                    samples = anneal[f"{name}_samples"][()][:shown]
+                    fractions = anneal[f"{name}_mode_fractions"][()]
+                    ax.scatter(samples[:, 0], samples[:, 1], s=1.5, c="#d62728", alpha=0.6, linewidths=0)
+                    ax.set_xlim(-8, 8)
+                    ax.set_ylim(-8, 8)
+                    ax.set_title(title, fontsize=7.5)
+                    ax.text(0.5, -0.02, f"modes {fractions[0]:.2f} / {fractions[1]:.2f}", transform=ax.transAxes, ha="center",
+                            va="top", fontsize=6.5)
+                for col in range(1 + len(panels), columns):
+                    axes[row, col].set_visible(False)
+            what = ("energy networks (2 → 300 → 300 → 1, softplus): learned log density −E (blue, its maximum down 10 nats)"
+                    if kind == "energy" else
+                    "score networks (2 → 128 → 128 → 2, softplus): learned score field (arrows, length ∝ √‖s‖)")
+            fig.suptitle(f"Figure 5, {'page 1' if kind == 'energy' else 'page 2'}: {what}\nred: {shown} Langevin samples "
+                         f"(100 steps of ε = 0.01 from uniform on the square); F: Fisher divergence from the exact score; "
+                         f"MMD²: unbiased, against fresh data; seed {seed}", fontsize=8.5)
+            fig.text(0.005, 0.002, origin, fontsize=6, alpha=0.6)
+            pages.append(fig)
+    pages[0].savefig(f"{prefix}.png", dpi=130)
+    pages[1].savefig(f"{prefix}-scores.png", dpi=130)
+    with PdfPages(f"{prefix}.pdf", metadata={"CreationDate": None}) as pdf:
+        for fig in pages:
+            pdf.savefig(fig, dpi=130)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] not in ("figure1", "figure2", "figure3", "figure4"):
+    figures = {"figure1": figure1, "figure2": figure2, "figure3": figure3, "figure4": figure4, "figure5": figure5}
+    if len(sys.argv) != 4 or sys.argv[1] not in figures:
         sys.exit(__doc__)
-    {"figure1": figure1, "figure2": figure2, "figure3": figure3, "figure4": figure4}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    figures[sys.argv[1]](sys.argv[2], sys.argv[3])
     print(f"wrote {sys.argv[3]}.png and {sys.argv[3]}.pdf")

@@ -1,3 +1,4 @@
+import CVectorMath
 import Foundation
 
 /// Elementwise functions y = f(x), each with its pullback x̄ = f′(x) ⊙ ȳ written in tensor
@@ -39,15 +40,32 @@ extension Tensor {
     /// very expressions of `softplus()` and `sigmoid()`, so the values agree to the last bit. Both
     /// are differentiable: σ's pullback is `sigmoid()`'s, softplus's is ȳ ⊙ σ with this σ (the
     /// graph node of `sigmoid()`'s rule, so higher derivatives are unchanged).
-    public func softplusAndSigmoid() -> (softplus: Tensor, sigmoid: Tensor) {
+    ///
+    /// With `vectorMath`, e and ln(1 + e) come from glibc's vector math library (`VectorMath`, at
+    /// most 4 ulp from libm's; tested to 1e-15 relative) over the whole buffer: several times
+    /// faster, for the neural networks, whose softplus layers take a quarter of a step's time in
+    /// libm. DKEF keeps libm's values (its numbers are checked against the authors' to 1e-13).
+    public func softplusAndSigmoid(vectorMath: Bool = false) -> (softplus: Tensor, sigmoid: Tensor) {
         var softplusValues = [Double](repeating: 0, count: count), sigmoidValues = [Double](repeating: 0, count: count)
         scalars.withUnsafeBufferPointer { x in
             softplusValues.withUnsafeMutableBufferPointer { sp in
                 sigmoidValues.withUnsafeMutableBufferPointer { sg in
-                    for i in 0..<x.count {
-                        let v = x[i], e = Foundation.exp(-Swift.abs(v))
-                        sp[i] = Swift.max(v, 0) + Foundation.log1p(e)
-                        sg[i] = v >= 0 ? 1 / (1 + e) : e / (1 + e)
+                    if vectorMath {
+                        // sg holds e = exp(−|x|), sp ln(1 + e), then both are finished in place.
+                        for i in 0..<x.count { sg[i] = -Swift.abs(x[i]) }
+                        VectorMath.exp(sg)
+                        if let e = sg.baseAddress, let out = sp.baseAddress { ssm_vector_log1p(e, out, x.count) }
+                        for i in 0..<x.count {
+                            let v = x[i], e = sg[i]
+                            sp[i] = Swift.max(v, 0) + sp[i]
+                            sg[i] = v >= 0 ? 1 / (1 + e) : e / (1 + e)
+                        }
+                    } else {
+                        for i in 0..<x.count {
+                            let v = x[i], e = Foundation.exp(-Swift.abs(v))
+                            sp[i] = Swift.max(v, 0) + Foundation.log1p(e)
+                            sg[i] = v >= 0 ? 1 / (1 + e) : e / (1 + e)
+                        }
                     }
                 }
             }

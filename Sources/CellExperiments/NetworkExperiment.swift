@@ -11,7 +11,8 @@ import Training
 
 /// One deep-score-model run: a network of one kind trained by one estimator on a toy dataset, then
 /// measured. The training follows toy_gradlogp (`NetworkTrainingSettings`); the samples follow
-/// its picture: unadjusted Langevin, `chains` chains from U[−4, 4]², `steps` steps of its ε
+/// its picture: unadjusted Langevin, `chains` chains from U[−h, h]² (h = 4, or 8 for NCSN's mixture
+/// whose modes sit at ±(5, 5): the dataset's `pictureHalfWidth`), `steps` steps of its ε
 /// (this suite's τ = ε/2), and for energy networks MALA with the same settings.
 ///
 /// Streams: the training and test data from the dataset's stream for the seed, the network's
@@ -126,7 +127,8 @@ public struct NetworkExperiment: Sendable {
         }
         // Samples, as toy_gradlogp draws its picture's.
         let sampling = SamplingExperiment.samplingStream(seed: seed)
-        let start = sampling.uniform(shape: [chains, 2], in: -4..<4)
+        let h = dataset.pictureHalfWidth
+        let start = sampling.uniform(shape: [chains, 2], in: -h..<h)
         let settings = SamplerSettings(stepSize: langevinEpsilon / 2, steps: langevinSteps, burnIn: langevinSteps - 1, thinning: 1, chains: chains)
         let fresh = dataset.sample(chains, using: sampling)
         var arrays: [String: Tensor] = ["data_samples": fresh]
@@ -144,11 +146,11 @@ public struct NetworkExperiment: Sendable {
             }
         }
         // The pictures' fields: the score on a 20 × 20 grid, the energy (energy networks) on 100 × 100.
-        arrays["score_grid_axis"] = Self.axis(20)
-        arrays["score_field"] = scoreValues(of: model, at: Self.grid(20))
+        arrays["score_grid_axis"] = Self.axis(20, halfWidth: h)
+        arrays["score_field"] = scoreValues(of: model, at: Self.grid(20, halfWidth: h))
         if let energy = model as? EnergyNetwork {
-            arrays["energy_grid_axis"] = Self.axis(100)
-            arrays["energy_grid"] = withoutGradients { energy.energy(Self.grid(100)) }.reshaped([100, 100])
+            arrays["energy_grid_axis"] = Self.axis(100, halfWidth: h)
+            arrays["energy_grid"] = withoutGradients { energy.energy(Self.grid(100, halfWidth: h)) }.reshaped([100, 100])
         }
         return Result(model: model, metrics: metrics, stepLoss: trained.stepLoss, stepSeconds: trained.stepSeconds, arrays: arrays)
     }
@@ -219,11 +221,11 @@ public struct NetworkExperiment: Sendable {
     }
 
     /// k points from −4 to 4.
-    static func axis(_ k: Int) -> Tensor { Tensor((0..<k).map { -4 + 8 * Double($0) / Double(k - 1) }) }
+    static func axis(_ k: Int, halfWidth h: Double) -> Tensor { Tensor((0..<k).map { -h + 2 * h * Double($0) / Double(k - 1) }) }
 
     /// The k × k grid of `axis(k)`, row-major in (y, x): point i·k + j is (axis[j], axis[i]).
-    static func grid(_ k: Int) -> Tensor {
-        let a = axis(k).scalars
+    static func grid(_ k: Int, halfWidth h: Double) -> Tensor {
+        let a = axis(k, halfWidth: h).scalars
         return Tensor(shape: [k * k, 2], scalars: (0..<(k * k)).flatMap { [a[$0 % k], a[$0 / k]] })
     }
 }

@@ -56,6 +56,11 @@ public enum ToyDataset: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// Half the width of the square [−h, h]² the pictures and the Langevin starts cover:
+    /// toy_gradlogp's 4, and 8 for NCSN's mixture (its modes at ±(5, 5); NCSN's runner starts
+    /// its chains from U[−8, 8]²).
+    public var pictureHalfWidth: Double { self == .ncsnMixture ? 8 : 4 }
+
     /// `count` independent draws, `[count, 2]`.
     public func sample(_ count: Int, using stream: RandomStream) -> Tensor {
         switch self {

@@ -63,7 +63,7 @@ public struct MLP: Sendable {
             k += 2
             guard l < widths.count - 2 else { break }
             switch activation {
-            case .softplus: h = h.softplusAndSigmoid().softplus
+            case .softplus: h = h.softplusAndSigmoid(vectorMath: true).softplus
             case .swish:
                 h = h * (h * parameters[k]).sigmoid()
                 k += 1

@@ -243,7 +243,7 @@ public struct Report {
                        ("median_step_seconds", "s per step")]
         var lines = title("Figure 5: deep score models on 2-D toy data (energy and score networks)")
         if let n = config.networks {
-            lines += [String(format: "Energy networks 2 → %@ → 1, score networks 2 → %@ → 2 (%@); %d training points, %d epochs, batch %d (score networks %d), Adam %g, gradient norm clipped at %g; σ = %g; %d Langevin chains of %d steps with ε = %g from U[−4, 4]² (MALA the same, energy networks). Fisher divergence ½E‖s − s_d‖² on %d fresh points where the dataset has an exact score; MMD² of the samples against fresh data; KSD² against the exact score; both unbiased (≈ 0, possibly below 0, for exact samples).",
+            lines += [String(format: "Energy networks 2 → %@ → 1, score networks 2 → %@ → 2 (%@); %d training points, %d epochs, batch %d (score networks %d), Adam %g, gradient norm clipped at %g; σ = %g; %d Langevin chains of %d steps with ε = %g from U[−4, 4]² (NCSN's mixture: U[−8, 8]², its modes at ±(5, 5)) (MALA the same, energy networks). Fisher divergence ½E‖s − s_d‖² on %d fresh points where the dataset has a reference score (2spirals: by quadrature); MMD² of the samples against fresh data; KSD² against the exact score; both unbiased (≈ 0, possibly below 0, for exact samples).",
                              n.hidden.map(String.init).joined(separator: " → "), n.scoreHidden.map(String.init).joined(separator: " → "), n.activation,
                              n.training.trainCount, n.training.epochs, n.training.batchSize, n.scoreBatchSize, n.training.learningRate, n.training.clipNorm,
                              n.sigma, n.chains, n.langevinSteps, n.langevinEpsilon, n.training.testCount), ""]

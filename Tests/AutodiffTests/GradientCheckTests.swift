@@ -72,6 +72,7 @@ let opCases: [OpCase] = {
         .unary("log", positive: true) { $0.log() },
         .unary("softplus") { $0.softplus() },
         .unary("softplus and sigmoid from one exp") { let (s, g) = $0.softplusAndSigmoid(); return s * 2 + g.square() },
+        .unary("softplus and sigmoid by vector math") { let (s, g) = $0.softplusAndSigmoid(vectorMath: true); return s * 2 + g.square() },
         .unary("sigmoid") { $0.sigmoid() },
         .unary("tanh") { $0.tanh() },
         .unary("square") { $0.square() },
