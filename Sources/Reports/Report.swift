@@ -57,7 +57,7 @@ public struct Report {
 
     /// The config the file was computed with: its `config_text` parsed as the executables parse
     /// it, with or without the quick: block, whichever gives the stored `config_hash`.
-    static func storedConfig(of path: String) throws -> ExperimentConfig {
+    public static func storedConfig(of path: String) throws -> ExperimentConfig {
         let (text, hash) = try ResultsFile.read(at: path) { root in
             (try root.attribute("config_text").stringValue ?? "", try root.attribute("config_hash").stringValue ?? "")
         }

@@ -32,11 +32,11 @@ struct Show: ParsableCommand {
     var file: String
 
     func run() throws {
-        let (attributes, configJSON, experiment) = try readingUserFile {
-            try ResultsFile.read(at: file) { root -> ([(String, String)], String?, String) in
+        let (attributes, experiment) = try readingUserFile {
+            try ResultsFile.read(at: file) { root -> ([(String, String)], String) in
                 let names = try root.attributeNames()
                 let pairs = try names.filter { $0 != "config_text" && $0 != "config_json" }.map { ($0, "\(try root.attribute($0))") }
-                return (pairs, try? root.attribute("config_json").stringValue, try ResultsGrid.experiment(of: file))
+                return (pairs, try ResultsGrid.experiment(of: file))
             }
         }
         print("\(file)")
@@ -54,7 +54,10 @@ struct Show: ParsableCommand {
             let metrics = r.values.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4g", $0.value))" }.joined(separator: " ")
             print("  \(r.name): \(metrics)")
         }
-        if let json = configJSON, let config = try? JSONDecoder().decode(ExperimentConfig.self, from: Data(json.utf8)) {
+        // The grid of the config the file was computed with (its config_text, parsed as the
+        // executables parse it: the JSON form leaves out the grid lists outside the hash, such as
+        // figure 5's datasets and model kinds).
+        if let config = try? Reports.Report.storedConfig(of: file) {
             let present = Set(records.map(\.name))
             let missing = try config.cells.filter { !present.contains($0.name) }
             print("\n\(missing.count) cells of the stored config's grid are missing" + (missing.isEmpty ? "." : ":"))

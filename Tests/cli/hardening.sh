@@ -351,6 +351,16 @@ fd=$(h5dump -d /metrics/fisher_divergence net.h5 | grep -o '(0): [0-9.e+-]*' | c
 [ -n "$fd" ] && h5dump -n net.h5 | grep -q "metrics/checkpoint/layer1.W" && h5dump -n net.h5 | grep -q "metrics/langevin_samples" \
   && ok "train-network wrote metrics (Fisher divergence $fd), samples and parameters" || bad "train-network's file" "$(h5dump -n net.h5 | head -30)"
 expect "train-network onto an existing file" 64 "rerun with --fresh" -- "$bin/train-network" "${net[@]}"
+cat > tiny5.yml <<'YAML'
+methods: [dsm]
+models: [energy]
+datasets: [8gaussians, rings]
+seeds: [0]
+dims: [2]
+networks: {hidden: [4], train: 200, test: 20, epochs: 1, chains: 10, langevin_steps: 2}
+YAML
+expect "figure5 --cell, a tiny network grid" 0 "dsm_energy_8gaussians_seed0 done" -- "$bin/figure5" --config tiny5.yml --out tiny5.h5 --cell dsm_energy_8gaussians_seed0
+expect "inspect show names a network grid's missing cells" 0 "dsm_energy_rings_seed0" -- "$bin/inspect" show tiny5.cells/dsm_energy_8gaussians_seed0.h5
 
 nothing_left "the whole run" "*.tmp-*" "*/*.tmp-*" ".*.cells" "*.cells/*.tmp-*"
 echo "cli: $passed passed, $failed failed, $skipped skipped"
