@@ -128,6 +128,7 @@ plots: $(PYTHON)
 	$(PYTHON) experiments/plot.py figure2 results/figure2.h5 results/figure2
 	$(PYTHON) experiments/plot.py figure3 results/figure3.h5 results/figure3
 	$(PYTHON) experiments/plot.py figure4 results/figure4.h5 results/figure4
+	test ! -e results/figure5.h5 || $(PYTHON) experiments/plot.py figure5 results/figure5.h5 results/figure5
 
 # BENCH_ARGS narrows the run, e.g. make bench BENCH_ARGS="--dims 10 --methods ssm,cp".
 bench: build
