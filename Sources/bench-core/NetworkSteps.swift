@@ -51,6 +51,9 @@ struct NetworkSteps: ParsableCommand {
     @Flag(help: "Also time OpenBLAS dgemm on a 1024² product and print it as the first line.")
     var dgemm = false
 
+    @Option(help: "Instead of timing: write, per model kind and method at the first of --dims, the initial network's parameters, a batch, the objective's noise, the loss and its parameter gradient as JSON to this file (bench_neural.py --verify recomputes them in PyTorch).")
+    var verify: String?
+
     func validate() throws {
         guard batch > 0, warmup >= 0, steps > 0 else { throw ValidationError("--batch and --steps must be positive, --warmup ≥ 0") }
         guard parseDims(dims) != nil else { throw ValidationError("--dims must be positive integers separated by commas, got '\(dims)'") }
@@ -64,6 +67,18 @@ struct NetworkSteps: ParsableCommand {
         ssm_retain_freed_memory()
         let estimators = try methods.split(separator: ",").map { try Estimator(named: String($0)) }
         let kinds = try models.split(separator: ",").map { try ModelKind(named: String($0)) }
+        if let verify {
+            let d = parseDims(dims)![0]
+            var cases: [[String: Any]] = []
+            for kind in kinds {
+                for estimator in estimators where !(kind == .score && estimator.needsLogDensity) {
+                    cases.append(try reference(estimator, kind, dimension: d))
+                }
+            }
+            let data = try JSONSerialization.data(withJSONObject: ["sigma": sigma, "cases": cases], options: [.sortedKeys])
+            try data.write(to: URL(fileURLWithPath: verify), options: .atomic)
+            return
+        }
         if dgemm {
             emit(json(["dgemm_gflops": GridExecution.measureDGEMM(repeats: 5), "cpu": cpuModel(),
                         "blas_threads": openBLASThreadCount, "blas_kernels": openBLASCore]))
@@ -76,6 +91,28 @@ struct NetworkSteps: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// One step's inputs and outputs for the PyTorch cross-check: parameters (W as [in, out]), the
+    /// batch, the noise, the loss and its parameter gradient, all flattened row-major.
+    func reference(_ estimator: Estimator, _ kind: ModelKind, dimension d: Int) throws -> [String: Any] {
+        let stream = RandomStream(seed: 1)
+        let widths = kind == .energy ? parseDims(hidden)! : parseDims(scoreHidden)!
+        let model: any ScoreModel = kind == .energy
+            ? try EnergyNetwork(dimension: d, hidden: widths, activation: .softplus, using: stream)
+            : try ScoreNetwork(dimension: d, hidden: widths, activation: .softplus, using: stream)
+        let objective = try estimator.objective(ObjectiveSettings(projection: .gaussian, sigma: sigma))
+        let x = stream.normal(shape: [batch, d])
+        let noise = objective.drawNoise(points: batch, dimension: d, using: stream)
+        let loss = try objective.evaluate(model, at: x, noise: noise).value
+        let grads = gradients(of: loss, with: model.parameters)
+        func flat(_ t: Tensor) -> [String: Any] { ["shape": t.shape, "values": t.scalars] }
+        var out: [String: Any] = ["method": estimator.rawValue, "model": kind.rawValue, "dim": d, "hidden": widths,
+                                  "parameters": model.parameters.map(flat), "x": flat(x), "loss": loss.scalar,
+                                  "gradients": grads.map(flat)]
+        if let v = noise.projections { out["projections"] = flat(v) }
+        if let e = noise.perturbation { out["perturbation"] = flat(e) }
+        return out
     }
 
     func measure(_ estimator: Estimator, _ kind: ModelKind, dimension d: Int) throws -> [String: Any] {

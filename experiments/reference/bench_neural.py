@@ -10,6 +10,10 @@ NCSN's 2 → 128 → 128 → 2 for scores; input width D). Exact SM takes the tr
 h = ε/√D, ε = 0.1), in its value form for energies and its score form for score networks, as this
 suite computes them. One thread on both sides (torch.set_num_threads(1), OPENBLAS_NUM_THREADS=1).
 
+Before timing, `verify` recomputes this suite's loss and parameter gradient in PyTorch float64 on
+the same small network, batch and noise for every model kind and method, and stops unless they
+agree to 1e-10 relative: the two sides time the same computation.
+
 Usage (make bench-neural): venv/bin/python bench_neural.py --bench .build/release/bench-core \
     --out results/bench-neural.md
 """
@@ -56,11 +60,14 @@ class Model:
         return torch.autograd.grad(self.log_density(x).sum(), x, create_graph=True)[0]
 
 
-def loss(model, method, x, sigma=0.1, epsilon=0.1):
+def loss(model, method, x, sigma=0.1, epsilon=0.1, noise=None):
+    """The objective on a batch; `noise` (v for SSM, SSM-VR and FSM, ε for DSM and DEEN) is drawn
+    here unless given (the cross-check passes this suite's draws). DSM is the textbook form
+    ½‖s(x̃) + (x̃ − x)/σ²‖², as toy_gradlogp writes it (this suite's is σ⁴ times it)."""
     d = x.shape[1]
     if method in ("ssm", "ssm_vr"):
         x = x.requires_grad_()
-        v = torch.randn_like(x)  # one Gaussian slice, toy_gradlogp's default noise_type
+        v = torch.randn_like(x) if noise is None else noise  # one Gaussian slice, toy_gradlogp's default noise_type
         s = model.score(x)
         sv = torch.sum(s * v)
         first = 0.5 * (s * v).sum(-1) ** 2 if method == "ssm" else 0.5 * (s * s).sum(-1)
@@ -74,14 +81,17 @@ def loss(model, method, x, sigma=0.1, epsilon=0.1):
             trace = trace + torch.autograd.grad(s[:, i].sum(), x, create_graph=True)[0][:, i]
         return (0.5 * (s * s).sum(-1) + trace).mean()
     if method in ("dsm", "deen"):
-        v = torch.randn_like(x) * sigma
+        v = (torch.randn_like(x) if noise is None else noise) * sigma
         noisy = x + v
         if method == "deen":  # ½‖x − x̃ + σ²∇ₓ̃E(x̃)‖² = ½‖σ² s(x̃) + v‖²
             return ((sigma ** 2 * model.score(noisy) + v) ** 2).sum(-1).mean() / 2
         return ((model.score(noisy) + v / sigma ** 2) ** 2).sum(-1).mean() / 2
     if method == "fsm":
-        v = torch.randn_like(x)
-        v = v / v.norm(dim=-1, keepdim=True) * d ** 0.5
+        if noise is None:
+            v = torch.randn_like(x)
+            v = v / v.norm(dim=-1, keepdim=True) * d ** 0.5
+        else:
+            v = noise
         h = epsilon / d ** 0.5
         if model.kind == "energy":
             lp = model.log_density(torch.cat([x, x + h * v, x - h * v]))
@@ -91,6 +101,48 @@ def loss(model, method, x, sigma=0.1, epsilon=0.1):
         plus, minus = (s * torch.cat([v, v])).sum(-1).split(x.shape[0])
         return (0.5 * (0.5 * (plus + minus)) ** 2 + (plus - minus) / (2 * h)).mean()
     raise ValueError(method)
+
+
+def verify(bench):
+    """Recomputes this suite's loss and parameter gradient in PyTorch (float64) on the same
+    network, batch and noise, for every model kind and method (bench-core networks --verify):
+    the largest relative difference, and the check that it is below 1e-10. DSM is compared as
+    σ⁴ times the textbook loss toy_gradlogp uses."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "verify.json")
+        subprocess.run([bench, "networks", "--dims", "3", "--hidden", "7,5", "--score-hidden", "6,4", "--batch", "5",
+                        "--verify", path], check=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+        with open(path) as f:
+            reference = json.load(f)
+    sigma, worst = reference["sigma"], 0.0
+    tensor = lambda t: torch.tensor(t["values"], dtype=torch.float64).reshape(t["shape"])
+    for case in reference["cases"]:
+        model = Model(case["model"], case["dim"], case["hidden"], torch.float64)
+        linears = [m for m in model.net if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for k, layer in enumerate(linears):  # this suite's W is [in, out]; nn.Linear's weight [out, in]
+                layer.weight.copy_(tensor(case["parameters"][2 * k]).T)
+                layer.bias.copy_(tensor(case["parameters"][2 * k + 1]))
+        noise = (tensor(case["projections"])[0] if "projections" in case
+                 else tensor(case["perturbation"]) if "perturbation" in case else None)
+        value = loss(model, case["method"], tensor(case["x"]), sigma=sigma, noise=noise)
+        scale = sigma ** 4 if case["method"] == "dsm" else 1.0
+        value = value * scale
+        value.backward()
+        # An energy's output bias does not reach its score: PyTorch leaves its gradient None (zero).
+        zero = lambda p: torch.zeros_like(p) if p.grad is None else p.grad
+        grads = [g for layer in linears for g in (zero(layer.weight).T, zero(layer.bias))]
+        errors = [abs(value.item() - case["loss"]) / max(1.0, abs(case["loss"]))]
+        for ours, theirs in zip(case["gradients"], grads):
+            ours = tensor(ours)
+            errors.append(((ours - theirs).abs().max() / max(1.0, ours.abs().max().item())).item())
+        worst = max(worst, max(errors))
+        if max(errors) > 1e-10:
+            sys.exit(f"verify: {case['model']} {case['method']}: this suite and PyTorch differ by {max(errors):.3g} (relative)")
+    print(f"verify: {len(reference['cases'])} method/model pairs: loss and parameter gradients equal PyTorch float64's "
+          f"to {worst:.1e} relative", file=sys.stderr)
+    return len(reference["cases"]), worst
 
 
 def torch_cell(kind, method, dim, hidden, dtype, batch, warmup, steps):
@@ -133,6 +185,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    verified = verify(args.bench)
     dims = [int(d) for d in args.dims.split(",")]
     methods = args.methods.split(",")
     hidden = {"energy": [300, 300], "score": [128, 128]}
@@ -160,12 +213,14 @@ def main():
                 print(f"{kind} {method} D={dim}: ours {1e3 * cell['ours_seconds']:.2f} ms, "
                       f"torch f64 {1e3 * cell['torch_f64_seconds']:.2f} ms, f32 {1e3 * cell['torch_f32_seconds']:.2f} ms",
                       file=sys.stderr, flush=True)
-    write(args, machine, cells)
+    write(args, machine, cells, verified)
 
 
-def write(args, machine, cells):
+def write(args, machine, cells, verified):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    # Code changes only (results and docs change while a benchmark is written up).
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results",
+                            ":(top,exclude)docs"], capture_output=True, text=True).stdout.strip()
     lines = [
         "# bench-neural: seconds per training step, this suite beside PyTorch",
         "",
@@ -179,6 +234,10 @@ def write(args, machine, cells):
         "Speed-up = PyTorch's seconds / this suite's (goal: ≥ 2 against float64, ≥ 1 against float32). GEMM MFLOP "
         "counts this suite's matrix products in one step; GFLOP/s is that over its step time. Memory: growth of this "
         "suite's resident set from after the warm-up to after the timed steps.",
+        f"The two sides compute the same step: on one small network per model kind and method, with this suite's "
+        f"weights, batch and noise, PyTorch float64 gives this suite's loss and parameter gradients to "
+        f"{verified[1]:.0e} relative ({verified[0]} pairs; DSM as σ⁴ times toy_gradlogp's textbook loss, this "
+        "suite's scaling).",
         "",
         "| model | method | D | GEMM MFLOP | this suite (ms) | GFLOP/s | PyTorch f64 (ms) | PyTorch f32 (ms) | vs f64 | vs f32 | memory growth (MiB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
