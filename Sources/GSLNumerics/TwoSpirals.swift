@@ -156,6 +156,8 @@ public struct TwoSpirals: ReferenceDistribution, Sendable {
     /// log p(x), p(x) and ∇p(x), the last two scaled by the same e^{−shift} (only their ratio and
     /// log p are meaningful on their own).
     func integrals(_ x1: Double, _ x2: Double) throws -> (logDensity: Double, density: Double, gradient: (Double, Double)) {
+        // A non-finite point (a diverged chain, say) gets NaN, as the closed-form references give.
+        guard x1.isFinite && x2.isFinite else { return (.nan, .nan, (.nan, .nan)) }
         let width = 1 / (2 * divisor), step = TwoSpirals.length / Double(pieces)
         // Lower bounds on the distance from a·x to each piece's set {c(n)/k + [0, w]²}: the
         // distance to the piece's centre point less the piece's radius (|c′(n)| = √(1 + n²)).

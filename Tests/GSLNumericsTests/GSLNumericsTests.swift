@@ -460,6 +460,9 @@ func identity(_ n: Int) -> Tensor {
         }
         let la = try TwoSpirals.toy.logDensity(x).scalars, lb = try fine.logDensity(x).scalars
         #expect(zip(la, lb).allSatisfy { abs($0 - $1) < 1e-9 }, "\(la) vs \(lb)")
+        // A diverged point gets NaN (as the closed-form references give), not an error.
+        let diverged = try TwoSpirals.toy.score(Tensor(shape: [2, 2], scalars: [.nan, 0, .infinity, 1]))
+        #expect(diverged.scalars.allSatisfy { $0.isNaN })
     }
 
     /// ∫ p = 1: the midpoint rule with step 0.1 on [−4, 4]² (the arms end within 3.5 of the
