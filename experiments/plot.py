@@ -368,7 +368,8 @@ def figure5(path, prefix, seed=0, shown=400):
     Langevin samples; and NCSN's annealing panel: plain and annealed Langevin with the exact score
     and with the noise-conditional network, each with its fraction of samples per mode. Every
     panel states its Fisher divergence F (where the dataset has a reference score) and the
-    samples' MMD² against fresh data; a cell not computed yet is marked so."""
+    samples' MMD² against fresh data; a cell not computed yet, or whose training diverged, is marked
+    so."""
     from matplotlib.backends.backend_pdf import PdfPages
     with h5py.File(path, "r") as f:
         by = {}
@@ -424,6 +425,10 @@ def figure5(path, prefix, seed=0, shown=400):
                     g = by.get((dataset, kind, method))
                     if g is None:
                         missing(ax)
+                        continue
+                    if "diverged_at_step" in g:
+                        ax.text(0.5, 0.5, f"diverged at\ntraining step {int(g['diverged_at_step'][()])}", ha="center", va="center",
+                                fontsize=7, color="#d62728", transform=ax.transAxes)
                         continue
                     samples = g["langevin_samples"][()][:shown]
                     if kind == "energy":

@@ -75,9 +75,23 @@ public struct NetworkExperiment: Sendable {
         (langevinEpsilon, langevinSteps, chains) = (n.langevinEpsilon, n.langevinSteps, n.chains)
     }
 
-    /// figure 5's cell computation: train, measure, and the writer of the cell's group.
+    /// figure 5's cell computation: train, measure, and the writer of the cell's group. A training
+    /// whose loss or gradient becomes NaN or infinite is an outcome of the grid, not a failure of
+    /// the run: the cell records `diverged_at_step` (and nothing else to average), so the grid
+    /// completes and the report names it. (`train-network`, a single run, stops with the error.)
     public static func compute(_ cell: Cell, config: ExperimentConfig) throws -> (ResultsGroup) throws -> Void {
-        let result = try NetworkExperiment(cell, config: config).run(log: { ExperimentGrid.log($0) })
+        let result: Result
+        do {
+            result = try NetworkExperiment(cell, config: config).run(log: { ExperimentGrid.log($0) })
+        } catch let TrainingError.nonFinite(stage, iteration, what) where stage == "training" {
+            ExperimentGrid.log("\(cell.name): \(what) became NaN or infinite at training step \(iteration); recorded as diverged")
+            let peak = peakResidentMiB()
+            return { group in
+                try group.write("diverged_at_step", doubles: [Double(iteration)], shape: [])
+                try group.setAttribute("units", .string("the training step at which \(what) became NaN or infinite"), on: "diverged_at_step")
+                try group.setAttribute("peak_resident_mib", .double(peak))
+            }
+        }
         let peak = peakResidentMiB()
         return { group in try result.write(to: group, peakResidentMiB: peak) }
     }

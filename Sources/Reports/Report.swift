@@ -254,16 +254,26 @@ public struct Report {
             let rows = records.filter { $0.dataset == name }
             guard !rows.isEmpty else { continue }
             let shown = columns.filter { metric in rows.contains { $0.values[metric.0] != nil } }
-            lines += ["## \(name)", "", "| method | " + shown.map(\.1).joined(separator: " | ") + " | wall s |",
-                      "|---|" + String(repeating: "---|", count: shown.count + 1)]
+            let header = ["method"] + shown.map(\.1) + ["wall s"]
+            lines += ["## \(name)", "", "| " + header.joined(separator: " | ") + " |", "|" + String(repeating: "---|", count: header.count)]
+            var diverged: [String] = []
             for series in seriesOrder {
-                let cells = rows.filter { $0.series == series }
-                guard !cells.isEmpty else { continue }
-                let wall = cells.compactMap(\.wallSeconds)
-                lines.append("| \(label(series)) | " + shown.map { metric in meanAndError(cells.compactMap { $0.values[metric.0] }) }.joined(separator: " | ")
-                             + " | " + (wall.isEmpty ? "–" : String(format: "%.3g", wall.reduce(0, +) / Double(wall.count))) + " |")
+                let all = rows.filter { $0.series == series }
+                guard !all.isEmpty else { continue }
+                // A diverged training has no metrics: it is named below the table and the row's
+                // means are over the other seeds, marked.
+                let cells = all.filter { $0.values["diverged_at_step"] == nil }
+                for cell in all where cell.values["diverged_at_step"] != nil {
+                    diverged.append("\(label(series)), seed \(cell.seed): diverged at training step \(Int(cell.values["diverged_at_step"]!))")
+                }
+                let wall = all.compactMap(\.wallSeconds)
+                let mark = cells.count < all.count ? " (\(all.count - cells.count) of \(all.count) seeds diverged)" : ""
+                let row = ["\(label(series))\(mark)"] + shown.map { metric in meanAndError(cells.compactMap { $0.values[metric.0] }) }
+                    + [wall.isEmpty ? "–" : String(format: "%.3g", wall.reduce(0, +) / Double(wall.count))]
+                lines.append("| " + row.joined(separator: " | ") + " |")
             }
             lines.append("")
+            if !diverged.isEmpty { lines += ["Diverged (the loss or its gradient became NaN or infinite; no metrics): " + diverged.joined(separator: "; ") + ".", ""] }
         }
         return lines
     }

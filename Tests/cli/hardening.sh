@@ -361,6 +361,10 @@ networks: {hidden: [4], train: 200, test: 20, epochs: 1, chains: 10, langevin_st
 YAML
 expect "figure5 --cell, a tiny network grid" 0 "dsm_energy_8gaussians_seed0 done" -- "$bin/figure5" --config tiny5.yml --out tiny5.h5 --cell dsm_energy_8gaussians_seed0
 expect "inspect show names a network grid's missing cells" 0 "dsm_energy_rings_seed0" -- "$bin/inspect" show tiny5.cells/dsm_energy_8gaussians_seed0.h5
+sed 's/epochs: 1,/epochs: 1, learning_rate: 1e300,/' tiny5.yml > nan5.yml
+expect "figure5: a diverging training is a recorded outcome, the grid completes" 0 "recorded as diverged" -- "$bin/figure5" --config nan5.yml --out nan5.h5
+grep -q "Diverged (the loss or its gradient became NaN or infinite; no metrics): DSM, energy network, seed 0: diverged at training step" nan5.md \
+  && ok "figure5's report names the diverged cells" || bad "figure5's report on diverged cells" "$(cat nan5.md)"
 
 nothing_left "the whole run" "*.tmp-*" "*/*.tmp-*" ".*.cells" "*.cells/*.tmp-*"
 echo "cli: $passed passed, $failed failed, $skipped skipped"
