@@ -525,6 +525,19 @@ func folder() -> String {
         #expect(sm.lowerBound < ssm.lowerBound)
         #expect(try Reports.Report(resultsAt: path).markdown == markdown)
     }
+
+    /// A grid still being computed says so: its cells out of the config's, in the first line.
+    @Test func aPartialGridSaysItIsIncomplete() throws {
+        let path = folder() + "/figure1.h5"
+        let text = "methods: [ssm, sm]\ndims: [2, 3]\nseeds: [0, 1]\n"
+        let config = try ExperimentConfig.parse(text, file: "x.yml", quick: false)
+        let grid = try ResultsGrid(path: path, experiment: "figure1", config: config, configText: text, fresh: false)
+        try grid.run(Array(try config.cells.prefix(3))) { _ in { try $0.write("fisher_divergence", doubles: [1], shape: []) } }
+        #expect(try Reports.Report(resultsAt: path).markdown.contains("(3 of the grid's 8 cells: incomplete, seeds"))
+        try grid.run(try config.cells) { _ in { try $0.write("fisher_divergence", doubles: [1], shape: []) } }
+        let complete = try Reports.Report(resultsAt: path).markdown
+        #expect(complete.contains("(8 cells, seeds 0, 1;") && !complete.contains("incomplete"), "\(complete)")
+    }
 }
 
 /// figure 5's network grid in a config: the cells each method applies to, the names, the refusals.
