@@ -24,6 +24,8 @@ public struct CellRecord {
     public var gitCommit: String? = nil
     public var cpuModel: String? = nil
     public var openBLAS: String? = nil
+    /// The process's peak resident set when the cell finished (`peak_resident_mib`), where recorded.
+    public var peakResidentMiB: Double? = nil
     /// A network cell's toy dataset and model kind (`dataset`, `model`); nil for DKEF cells.
     public var dataset: String? = nil
     public var modelKind: String? = nil
@@ -57,6 +59,7 @@ public struct CellRecord {
                                   gitCommit: (try? g.attribute("git_commit"))?.stringValue,
                                   cpuModel: (try? g.attribute("cpu_model"))?.stringValue,
                                   openBLAS: (try? g.attribute("openblas"))?.stringValue.map(openBLASCore),
+                                  peakResidentMiB: (try? g.attribute("peak_resident_mib"))?.doubleValue,
                                   dataset: (try? g.attribute("dataset"))?.stringValue,
                                   modelKind: (try? g.attribute("model"))?.stringValue)
             }

@@ -245,7 +245,7 @@ public struct Report {
                        ("median_step_seconds", "s per step")]
         var lines = title("Figure 5: deep score models on 2-D toy data (energy and score networks)")
         if let n = config.networks {
-            lines += [String(format: "Energy networks 2 → %@ → 1, score networks 2 → %@ → 2 (%@); %d training points, %d epochs, batch %d (score networks %d), Adam %g, gradient norm clipped at %g; σ = %g; %d Langevin chains of %d steps with ε = %g from U[−4, 4]² (NCSN's mixture: U[−8, 8]², its modes at ±(5, 5)) (MALA the same, energy networks). Fisher divergence ½E‖s − s_d‖² on %d fresh points where the dataset has a reference score (2spirals: by quadrature); MMD² of the samples against fresh data; KSD² against the exact score; both unbiased (≈ 0, possibly below 0, for exact samples).",
+            lines += [String(format: "Energy networks 2 → %@ → 1, score networks 2 → %@ → 2 (%@); %d training points, %d epochs, batch %d (score networks %d), Adam %g, gradient norm clipped at %g; σ = %g; %d Langevin chains of %d steps with ε = %g from U[−4, 4]² (NCSN's mixture: U[−8, 8]², its modes at ±(5, 5)) (MALA the same, energy networks). Fisher divergence ½E‖s − s_d‖² on %d fresh points where the dataset has a reference score (2spirals: by quadrature); MMD² of the samples against fresh data; KSD² against the exact score; both unbiased (≈ 0, possibly below 0, for exact samples). Wall s: mean over seeds; peak MiB: the computing process's peak resident set when the cell finished, the largest over seeds.",
                              n.hidden.map(String.init).joined(separator: " → "), n.scoreHidden.map(String.init).joined(separator: " → "), n.activation,
                              n.training.trainCount, n.training.epochs, n.training.batchSize, n.scoreBatchSize, n.training.learningRate, n.training.clipNorm,
                              n.sigma, n.chains, n.langevinSteps, n.langevinEpsilon, n.training.testCount), ""]
@@ -254,7 +254,7 @@ public struct Report {
             let rows = records.filter { $0.dataset == name }
             guard !rows.isEmpty else { continue }
             let shown = columns.filter { metric in rows.contains { $0.values[metric.0] != nil } }
-            let header = ["method"] + shown.map(\.1) + ["wall s"]
+            let header = ["method"] + shown.map(\.1) + ["wall s", "peak MiB"]
             lines += ["## \(name)", "", "| " + header.joined(separator: " | ") + " |", "|" + String(repeating: "---|", count: header.count)]
             var diverged: [String] = []
             for series in seriesOrder {
@@ -268,8 +268,10 @@ public struct Report {
                 }
                 let wall = all.compactMap(\.wallSeconds)
                 let mark = cells.count < all.count ? " (\(all.count - cells.count) of \(all.count) seeds diverged)" : ""
+                let peak = all.compactMap(\.peakResidentMiB)
                 let row = ["\(label(series))\(mark)"] + shown.map { metric in meanAndError(cells.compactMap { $0.values[metric.0] }) }
-                    + [wall.isEmpty ? "–" : String(format: "%.3g", wall.reduce(0, +) / Double(wall.count))]
+                    + [wall.isEmpty ? "–" : String(format: "%.3g", wall.reduce(0, +) / Double(wall.count)),
+                       peak.isEmpty ? "–" : String(format: "%.0f", peak.max()!)]
                 lines.append("| " + row.joined(separator: " | ") + " |")
             }
             lines.append("")
