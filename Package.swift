@@ -9,6 +9,7 @@
 //   Objectives      — the score-matching losses (SM, SSM, SSM-VR, DSM), trace estimators, Fisher divergence
 //   DKEFModel       — the deep kernel exponential family, its closed-form α, CP and Approx BP passes
 //   Sampling        — Langevin and MALA for any log density; KSD and MMD of samples
+//   KernelEstimators — nonparametric score estimators from samples: Stein and spectral (SSGE), RBF kernel
 //   NeuralModels    — energy networks, score networks and noise-conditional score networks (MLPs)
 //   Training        — Adam, clipping, the HighDim DKEF protocol, HDF5 checkpoints
 //   ExperimentGrid  — a grid's config (YAML) and its cells, usage errors, statistics over seeds
@@ -35,6 +36,7 @@ let package = Package(
         .library(name: "Objectives", targets: ["Objectives"]),
         .library(name: "DKEFModel", targets: ["DKEFModel"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "KernelEstimators", targets: ["KernelEstimators"]),
         .executable(name: "bench-core", targets: ["BenchCore"]),
         .executable(name: "train-dkef", targets: ["TrainDKEF"]),
         .executable(name: "train-network", targets: ["TrainNetwork"]),
@@ -76,6 +78,7 @@ let package = Package(
         .target(name: "Objectives", dependencies: ["Autodiff", "GSLNumerics"], swiftSettings: strict),
         .target(name: "DKEFModel", dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Sampling", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
+        .target(name: "KernelEstimators", dependencies: ["Autodiff", "COpenBLAS"], swiftSettings: strict),
         .target(name: "NeuralModels", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Training", dependencies: ["Autodiff", "CVectorMath", "GSLNumerics", "Objectives", "DKEFModel", "NeuralModels", "ResultsStore"], swiftSettings: strict),
         // The experiments, one job per module:
@@ -131,6 +134,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "DKEFModel", "Objectives", "ResultsStore", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ExperimentsTests", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "GSLNumerics", "Sampling", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
         .testTarget(name: "NeuralModelsTests", dependencies: ["NeuralModels", "Objectives", "GSLNumerics", "Autodiff"], swiftSettings: strict),
+        .testTarget(name: "KernelEstimatorsTests", dependencies: ["KernelEstimators", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "GSLNumerics", "Objectives", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
     ]

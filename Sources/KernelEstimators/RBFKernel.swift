@@ -1,0 +1,110 @@
+import Autodiff
+import COpenBLAS
+
+/// The RBF kernel k(x, y) = exp(−‖x − y‖² / (2h²)) on row-major point sets, every pairwise term
+/// from one GEMM (‖x − y‖² = ‖x‖² + ‖y‖² − 2 xᵀy, clamped at 0) and one vector exp.
+///
+/// Its derivatives, which the estimators use in closed form:
+/// ∂k(x, y)/∂x = −k(x, y) (x − y)/h² and ∂k(x, y)/∂y = k(x, y) (x − y)/h².
+struct RBFKernel {
+    let bandwidth: Double
+
+    /// K_ij = k(xᵢ, xⱼ) for x `[M, D]`: `[M·M]`, symmetric, diagonal exactly 1.
+    /// (`dsyrk` for xxᵀ: half a GEMM.)
+    func gram(_ x: UnsafeBufferPointer<Double>, count m: Int, dimension d: Int) -> [Double] {
+        let norms = squaredNorms(x, count: m, dimension: d)
+        var k = [Double](repeating: 0, count: m * m)
+        k.withUnsafeMutableBufferPointer { k in
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(d), 1, x.baseAddress, Int32(d), 0, k.baseAddress, Int32(m))
+            let scale = -0.5 / (bandwidth * bandwidth)
+            for i in 0..<m {
+                k[i * m + i] = 0
+                for j in (i + 1)..<m {
+                    let s = max(norms[i] + norms[j] - 2 * k[i * m + j], 0) * scale
+                    k[i * m + j] = s
+                    k[j * m + i] = s
+                }
+            }
+            VectorMath.exp(k)
+        }
+        return k
+    }
+
+    /// K_nj = k(yₙ, xⱼ) for y `[N, D]`, x `[M, D]`: `[N·M]` row-major.
+    func cross(_ y: UnsafeBufferPointer<Double>, count n: Int, _ x: UnsafeBufferPointer<Double>, count m: Int, dimension d: Int) -> [Double] {
+        let ny = squaredNorms(y, count: n, dimension: d), nx = squaredNorms(x, count: m, dimension: d)
+        var k = [Double](repeating: 0, count: n * m)
+        guard n > 0 else { return k }
+        k.withUnsafeMutableBufferPointer { k in
+            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(m), Int32(d), 1, y.baseAddress, Int32(d),
+                        x.baseAddress, Int32(d), 0, k.baseAddress, Int32(m))
+            let scale = -0.5 / (bandwidth * bandwidth)
+            for i in 0..<n {
+                for j in 0..<m { k[i * m + j] = max(ny[i] + nx[j] - 2 * k[i * m + j], 0) * scale }
+            }
+            VectorMath.exp(k)
+        }
+        return k
+    }
+}
+
+/// ‖xᵢ‖² of the rows of x `[M, D]`.
+func squaredNorms(_ x: UnsafeBufferPointer<Double>, count m: Int, dimension d: Int) -> [Double] {
+    (0..<m).map { i in
+        var s = 0.0
+        for k in 0..<d { s += x[i * d + k] * x[i * d + k] }
+        return s
+    }
+}
+
+/// The authors' median heuristic for samples `[M, D]`: the k-th largest, k = ⌊M²/2⌋, of the M²
+/// distances ‖xᵢ − xⱼ‖ (i, j = 1 … M, the M zeros of i = j included).
+///
+/// Each pair i < j appears twice in that list, so its k-th largest is the ⌈k/2⌉-th largest of the
+/// M(M−1)/2 distinct pairs (k ≤ M(M−1) for M ≥ 2, so the zeros are never reached): one selection
+/// over half the matrix, O(M²) expected, after one `dsyrk`.
+func medianPairwiseDistance(_ samples: Tensor) throws(KernelEstimatorError) -> Double {
+    let (m, d) = try checkedSamples(samples)
+    var pairs = [Double]()
+    pairs.reserveCapacity(m * (m - 1) / 2)
+    samples.scalars.withUnsafeBufferPointer { x in
+        let norms = squaredNorms(x, count: m, dimension: d)
+        var g = [Double](repeating: 0, count: m * m)
+        g.withUnsafeMutableBufferPointer { g in
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(d), 1, x.baseAddress, Int32(d), 0, g.baseAddress, Int32(m))
+        }
+        for i in 0..<m { for j in (i + 1)..<m { pairs.append(max(norms[i] + norms[j] - 2 * g[i * m + j], 0)) } }
+    }
+    let k = m * m / 2
+    let squared = kthLargest(&pairs, (k + 1) / 2)
+    let h = squared.squareRoot()
+    // Rounding in ‖x‖² + ‖y‖² − 2xᵀy leaves about ε·‖x‖² where the exact value is 0.
+    let floor = 64 * Double.ulpOfOne * (samples.scalars.map { $0 * $0 }.max() ?? 0) * Double(d)
+    guard squared > floor else { throw .coincidentSamples }
+    return h
+}
+
+/// The k-th largest element (k = 1 is the maximum) of `values`, which it reorders: Hoare's
+/// selection with a median-of-three pivot, O(n) expected.
+func kthLargest(_ values: inout [Double], _ k: Int) -> Double {
+    precondition(k >= 1 && k <= values.count, "kthLargest: k = \(k) outside 1...\(values.count)")
+    let target = k - 1  // index in descending order
+    var (lo, hi) = (0, values.count - 1)
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2
+        // Median of three, descending: values[lo] ≥ values[mid] ≥ values[hi].
+        if values[mid] > values[lo] { values.swapAt(mid, lo) }
+        if values[hi] > values[lo] { values.swapAt(hi, lo) }
+        if values[hi] > values[mid] { values.swapAt(hi, mid) }
+        let pivot = values[mid]
+        var (i, j) = (lo, hi)
+        while i <= j {
+            while values[i] > pivot { i += 1 }
+            while values[j] < pivot { j -= 1 }
+            if i <= j { values.swapAt(i, j); i += 1; j -= 1 }
+        }
+        // Now values[lo...j] ≥ pivot ≥ values[i...hi], and j < i.
+        if target <= j { hi = j } else if target >= i { lo = i } else { return values[target] }
+    }
+    return values[target]
+}
