@@ -44,12 +44,16 @@ public struct SpectralScoreEstimator: KernelScoreEstimator {
     }
 
     public func fit(_ samples: Tensor) throws(KernelEstimatorError) -> Estimate {
+        try spectrum(of: samples).estimate(cut: cut)
+    }
+
+    /// The eigendecomposition of K + ηI for samples `[M, D]` (the O(M³) part of a fit), from
+    /// which estimates at any number of eigenvalue cuts follow in O(M²D) each. `cut` is checked
+    /// here too, so a fit with a bad cut fails before the decomposition.
+    public func spectrum(of samples: Tensor) throws(KernelEstimatorError) -> Spectrum {
         let (m, d) = try checkedSamples(samples)
         guard eta.isFinite, eta >= 0 else { throw .regularisationNegative(eta) }
-        switch cut {
-        case .fraction(let t): guard t > 0, t <= 1 else { throw .eigenvalueThresholdOutOfRange(t) }
-        case .count(let j): guard j >= 1, j <= m else { throw .eigenvalueCountOutOfRange(count: j, samples: m) }
-        }
+        try Self.check(cut, samples: m)
         let h = try bandwidth.bandwidth(for: samples)
         let x = samples.scalars
         let k = x.withUnsafeBufferPointer { RBFKernel(bandwidth: h).gram($0, count: m, dimension: d) }
@@ -61,34 +65,63 @@ public struct SpectralScoreEstimator: KernelScoreEstimator {
         guard info == 0 else {
             throw .factorisationFailed(info > 0 ? "dsyevd did not converge (\(info) eigenvalues)" : "dsyevd: argument \(-info) was illegal")
         }
-        let kept = keptCount(ascending: values)
-        let first = m - kept  // kept columns: first ..< m
-        guard values[first] > 0 else {
-            throw .factorisationFailed("SSGE keeps an eigenvalue \(values[first]) ≤ 0 of K + ηI (η = \(eta)): keep fewer eigenvalues or use η > 0")
+        return Spectrum(samples: samples, bandwidth: h, eta: eta, kernel: k, ascendingValues: values, vectors: vectors,
+                        divergence: kernelDivergence(k, x, count: m, dimension: d, bandwidth: h))
+    }
+
+    static func check(_ cut: EigenvalueCut, samples m: Int) throws(KernelEstimatorError) {
+        switch cut {
+        case .fraction(let t): guard t > 0, t <= 1 else { throw .eigenvalueThresholdOutOfRange(t) }
+        case .count(let j): guard j >= 1, j <= m else { throw .eigenvalueCountOutOfRange(count: j, samples: m) }
         }
-        // P = U_Jᵀ ⟨∇, K⟩ [J, D], scaled by −1/μⱼ², then B = U_J P [M, D].
-        let divergence = kernelDivergence(k, x, count: m, dimension: d, bandwidth: h)
-        var p = [Double](repeating: 0, count: kept * d)
-        vectors.withUnsafeBufferPointer { u in
-            cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(kept), Int32(d), Int32(m), 1, u.baseAddress! + first, Int32(m),
-                        divergence, Int32(d), 0, &p, Int32(d))
+    }
+
+    /// K's eigendecomposition with what every cut's estimate needs.
+    public struct Spectrum: Sendable {
+        public let samples: Tensor
+        public let bandwidth: Double
+        public let eta: Double
+        /// K (no η), `[M·M]`.
+        let kernel: [Double]
+        /// The eigenvalues of K + ηI, ascending, and its eigenvectors (column j of the row-major
+        /// `[M, M]` matrix is uⱼ).
+        let ascendingValues: [Double]
+        let vectors: [Double]
+        /// ⟨∇, K⟩, `[M·D]`.
+        let divergence: [Double]
+
+        /// The estimate that keeps the eigenpairs `cut` selects.
+        public func estimate(cut: EigenvalueCut) throws(KernelEstimatorError) -> Estimate {
+            let (m, d) = (samples.shape[0], samples.shape[1])
+            try SpectralScoreEstimator.check(cut, samples: m)
+            let kept = SpectralScoreEstimator.keptCount(cut, ascending: ascendingValues)
+            let first = m - kept  // kept columns: first ..< m
+            guard ascendingValues[first] > 0 else {
+                throw .factorisationFailed("SSGE keeps an eigenvalue \(ascendingValues[first]) ≤ 0 of K + ηI (η = \(eta)): keep fewer eigenvalues or use η > 0")
+            }
+            // P = U_Jᵀ ⟨∇, K⟩ [J, D], scaled by −1/μⱼ², then B = U_J P [M, D].
+            var p = [Double](repeating: 0, count: kept * d)
+            vectors.withUnsafeBufferPointer { u in
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(kept), Int32(d), Int32(m), 1, u.baseAddress! + first, Int32(m),
+                            divergence, Int32(d), 0, &p, Int32(d))
+            }
+            for j in 0..<kept {
+                let mu = ascendingValues[first + j]
+                for c in 0..<d { p[j * d + c] *= -1 / (mu * mu) }
+            }
+            var b = [Double](repeating: 0, count: m * d)
+            vectors.withUnsafeBufferPointer { u in
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(d), Int32(kept), 1, u.baseAddress! + first, Int32(m),
+                            p, Int32(d), 0, &b, Int32(d))
+            }
+            let inSample = product(kernel, b, rows: m, inner: m, columns: d)
+            return Estimate(samples: samples, bandwidth: bandwidth, eta: eta, eigenvalues: Array(ascendingValues[first...].reversed()),
+                            coefficients: b, sampleScores: Tensor(shape: [m, d], scalars: inSample))
         }
-        for j in 0..<kept {
-            let mu = values[first + j]
-            for c in 0..<d { p[j * d + c] *= -1 / (mu * mu) }
-        }
-        var b = [Double](repeating: 0, count: m * d)
-        vectors.withUnsafeBufferPointer { u in
-            cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(d), Int32(kept), 1, u.baseAddress! + first, Int32(m),
-                        p, Int32(d), 0, &b, Int32(d))
-        }
-        let inSample = product(k, b, rows: m, inner: m, columns: d)
-        return Estimate(samples: samples, bandwidth: h, eta: eta, eigenvalues: Array(values[first...].reversed()),
-                        coefficients: b, sampleScores: Tensor(shape: [m, d], scalars: inSample))
     }
 
     /// J for eigenvalues in ascending order.
-    func keptCount(ascending values: [Double]) -> Int {
+    static func keptCount(_ cut: EigenvalueCut, ascending values: [Double]) -> Int {
         switch cut {
         case .count(let j):
             return j

@@ -201,14 +201,26 @@ private func relativeError(_ estimate: Tensor, _ truth: Tensor) -> Double {
         #expect(maxRelativeDifference(spectralRidge.sampleScores, steinRidge.sampleScores) > 1e-3)
     }
 
+    // One eigendecomposition serves every cut: its estimates are a fit's at that cut, bit for bit.
+    @Test func oneSpectrumServesEveryCut() throws {
+        let x = RandomStream(seed: 15).normal(shape: [40, 3]), y = RandomStream(seed: 16).normal(shape: [7, 3])
+        let spectrum = try SpectralScoreEstimator().spectrum(of: x)
+        for cut in [SpectralScoreEstimator.EigenvalueCut.fraction(0.9), .fraction(0.99), .count(5), .count(40)] {
+            let shared = try spectrum.estimate(cut: cut), own = try SpectralScoreEstimator(cut: cut).fit(x)
+            #expect(shared.sampleScores.scalars == own.sampleScores.scalars)
+            #expect(try shared.scores(at: y).scalars == own.scores(at: y).scalars)
+        }
+        #expect(throws: KernelEstimatorError.eigenvalueCountOutOfRange(count: 41, samples: 40)) { try spectrum.estimate(cut: .count(41)) }
+    }
+
     // The authors' cut: with the spectrum in decreasing order and cⱼ its cumulative fraction,
     // J = #{j : cⱼ < t}, at least 1.
     @Test func eigenvalueCutCountsLeadingFractionsBelowTheThreshold() {
         let ascending = [0.05, 0.15, 0.3, 0.5]  // fractions 0.5, 0.8, 0.95, 1.0
         for (t, expected) in [(0.4, 1), (0.5, 1), (0.6, 1), (0.9, 2), (0.96, 3), (0.99, 3), (1.0, 3)] {
-            #expect(SpectralScoreEstimator(cut: .fraction(t)).keptCount(ascending: ascending) == expected, "t = \(t)")
+            #expect(SpectralScoreEstimator.keptCount(.fraction(t), ascending: ascending) == expected, "t = \(t)")
         }
-        #expect(SpectralScoreEstimator(cut: .count(2)).keptCount(ascending: ascending) == 2)
+        #expect(SpectralScoreEstimator.keptCount(.count(2), ascending: ascending) == 2)
     }
 
     // Consistency: on N(0, I₂) and on a 1-D mixture the out-of-sample relative error
