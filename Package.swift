@@ -12,6 +12,8 @@
 //   KernelEstimators — nonparametric score estimators from samples: Stein and spectral (SSGE), RBF kernel
 //   NeuralModels    — energy networks, score networks and noise-conditional score networks (MLPs)
 //   Training        — Adam, clipping, the HighDim DKEF protocol, HDF5 checkpoints
+//   ScoreEstimation — figure 6's estimators fitted to samples: kernel estimators (the authors' settings or tuned on
+//                     held-out samples) and score networks, the held-out criterion that tunes them
 //   ExperimentGrid  — a grid's config (YAML) and its cells, usage errors, statistics over seeds
 //   GridExecution   — running cells: the resumable results file, claims, local workers, per-cell
 //                     files and their merge, SLURM submission, provenance, checks before compute
@@ -79,6 +81,7 @@ let package = Package(
         .target(name: "DKEFModel", dependencies: ["Autodiff", "COpenBLAS", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Sampling", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "KernelEstimators", dependencies: ["Autodiff", "COpenBLAS"], swiftSettings: strict),
+        .target(name: "ScoreEstimation", dependencies: ["Autodiff", "GSLNumerics", "KernelEstimators", "NeuralModels", "Objectives", "Training"], swiftSettings: strict),
         .target(name: "NeuralModels", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Training", dependencies: ["Autodiff", "CVectorMath", "GSLNumerics", "Objectives", "DKEFModel", "NeuralModels", "ResultsStore"], swiftSettings: strict),
         // The experiments, one job per module:
@@ -135,6 +138,7 @@ let package = Package(
         .testTarget(name: "ExperimentsTests", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "GSLNumerics", "Sampling", "Objectives", "ResultsStore", "Training", "DKEFModel"], swiftSettings: strict),
         .testTarget(name: "NeuralModelsTests", dependencies: ["NeuralModels", "Objectives", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "KernelEstimatorsTests", dependencies: ["KernelEstimators", "GSLNumerics", "Autodiff"], swiftSettings: strict),
+        .testTarget(name: "ScoreEstimationTests", dependencies: ["ScoreEstimation", "KernelEstimators", "NeuralModels", "Objectives", "GSLNumerics", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "SamplingTests", dependencies: ["Sampling", "GSLNumerics", "Objectives", "Autodiff"], swiftSettings: strict),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Training", "GSLNumerics", "Autodiff"], swiftSettings: strict),
     ]
