@@ -8,7 +8,7 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 figure5 table1 cp-noise all plots bench bench-baseline bench-core bench-neural clean
+.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 figure5 figure6 table1 cp-noise all plots bench bench-baseline bench-core bench-neural clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
@@ -22,6 +22,7 @@ help:
 	@echo "make figure3     beyond the paper: methods across targets -> results/figure3.h5, results/figure3.md, results/figure3.png|pdf"
 	@echo "make figure4     beyond the paper: sampling the trained models -> results/figure4.h5, results/figure4.md, results/figure4.png|pdf"
 	@echo "make figure5     beyond the paper: deep score models on 2-D toy data -> results/figure5.h5, results/figure5.md, results/figure5.png|pdf (and figure5-scores.png)"
+	@echo "make figure6     beyond the paper: score estimation, score networks vs the Stein and SSGE kernel estimators -> results/figure6.h5, results/figure6.md, results/figure6.png|pdf"
 	@echo "make table1      full table 1  -> results/table1.h5, results/table1.md"
 	@echo "make cp-noise    CP's per-point vs per-pair noise: variances on figure 1's CP checkpoints -> results/cp-noise.md|h5"
 	@echo "make all         all three (figure1 and table1 run JOBS=$(JOBS) processes; JOBS=1 for one)"
@@ -116,6 +117,11 @@ figure4: build $(PYTHON)
 figure5: build $(PYTHON)
 	$(BIN)/figure5 --jobs $(JOBS)
 	$(PYTHON) experiments/plot.py figure5 results/figure5.h5 results/figure5
+
+# Issue 28: score estimation from samples, networks vs kernel estimators (experiments/figure6.yml).
+figure6: build $(PYTHON)
+	$(BIN)/figure6 --jobs $(JOBS)
+	$(PYTHON) experiments/plot.py figure6 results/figure6.h5 results/figure6
 
 # Issue 17: the variance of CP's estimates under its two noise layouts, on figure 1's CP cells.
 cp-noise: build

@@ -21,7 +21,7 @@
 //   Reports         — the Markdown tables of every results file (inspect report)
 //   PaperClaims     — the paper's claims as thresholds on the quick grids (make check)
 //   ExperimentCommands — the options and exit codes every experiment executable shares
-//   figure1-4, table1, cp-noise, sample, inspect — one executable per result, a sampler of checkpoints, a reader of results files
+//   figure1-6, table1, cp-noise, sample, inspect — one executable per result, a sampler of checkpoints, a reader of results files
 //   bench-core      — the autodiff core microbenchmark
 import PackageDescription
 
@@ -47,6 +47,7 @@ let package = Package(
         .executable(name: "figure3", targets: ["figure3"]),
         .executable(name: "figure4", targets: ["figure4"]),
         .executable(name: "figure5", targets: ["figure5"]),
+        .executable(name: "figure6", targets: ["figure6"]),
         .executable(name: "sample", targets: ["Sample"]),
         .executable(name: "table1", targets: ["table1"]),
         .executable(name: "inspect", targets: ["inspect"]),
@@ -85,11 +86,11 @@ let package = Package(
         .target(name: "NeuralModels", dependencies: ["Autodiff", "GSLNumerics", "Objectives"], swiftSettings: strict),
         .target(name: "Training", dependencies: ["Autodiff", "CVectorMath", "GSLNumerics", "Objectives", "DKEFModel", "NeuralModels", "ResultsStore"], swiftSettings: strict),
         // The experiments, one job per module:
-        .target(name: "ExperimentGrid", dependencies: ["DKEFModel", "GSLNumerics", "NeuralModels", "Objectives", "Sampling", "Training", "Yams"], swiftSettings: strict),
+        .target(name: "ExperimentGrid", dependencies: ["DKEFModel", "GSLNumerics", "NeuralModels", "Objectives", "Sampling", "ScoreEstimation", "Training", "Yams"], swiftSettings: strict),
         .target(name: "GridExecution", dependencies: ["ExperimentGrid", "Autodiff", "COpenBLAS", "CRuntime", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore"],
                 swiftSettings: strict),
         .target(name: "CellExperiments",
-                dependencies: ["ExperimentGrid", "GridExecution", "Autodiff", "DKEFModel", "GSLNumerics", "NeuralModels", "Objectives", "ResultsStore", "Sampling", "Training"],
+                dependencies: ["ExperimentGrid", "GridExecution", "Autodiff", "DKEFModel", "GSLNumerics", "NeuralModels", "Objectives", "ResultsStore", "Sampling", "Training", "ScoreEstimation", "KernelEstimators"],
                 swiftSettings: strict),
         .target(name: "Reports", dependencies: ["ExperimentGrid", "GridExecution", "CellExperiments", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore"], swiftSettings: strict),
         .target(name: "PaperClaims", dependencies: ["ExperimentGrid", "GridExecution", "Reports", "ResultsStore", "Yams"], swiftSettings: strict),
@@ -101,6 +102,7 @@ let package = Package(
         .executableTarget(name: "figure3", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "figure4", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "Sampling", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "figure5", dependencies: ["Autodiff", "CellExperiments", "ExperimentCommands", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
+        .executableTarget(name: "figure6", dependencies: ["Autodiff", "CellExperiments", "ExperimentCommands", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "table1", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "bench",
                           dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "Training", "DKEFModel", "Objectives", "GSLNumerics", "ResultsStore", "Autodiff", "COpenBLAS", "CRuntime",

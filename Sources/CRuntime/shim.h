@@ -20,6 +20,15 @@ static inline void ssm_retain_freed_memory(void) {
     mallopt(M_TOP_PAD, 64 << 20);
 }
 
+/// The opposite, for runs that report their memory (figure 6): every allocation of 256 KiB or
+/// more is its own mapping, returned to the system when freed (a fixed threshold also turns off
+/// glibc's dynamic one, which would move such blocks onto the heap after the first free), so the
+/// resident set follows what is live and a peak measured over one cell is that cell's.
+static inline void ssm_return_freed_memory(void) {
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
+    mallopt(M_TRIM_THRESHOLD, 1 << 20);
+}
+
 /// Starts `path` (argv, envp: NULL-terminated) as a worker process that stays in this process
 /// group (so Ctrl-C reaches it), gets SIGTERM when this process dies however it dies (so it never
 /// outlives the run that started it), and has its standard output on /dev/null. Returns its pid,

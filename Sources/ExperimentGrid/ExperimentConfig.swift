@@ -4,6 +4,7 @@ import GSLNumerics
 import NeuralModels
 import Objectives
 import Sampling
+import ScoreEstimation
 import Training
 import Yams
 
@@ -43,6 +44,17 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
     /// The `networks:` block: how those cells are built, trained and sampled; nil (and not
     /// encoded, so every other config keeps its hash) for DKEF grids.
     public var networks: NetworkSettings?
+    /// figure 6's grid lists: the kernel score estimators and their settings variants
+    /// (`KernelMethod`, `KernelVariant` names), the sample counts M run at every D of `dims`, and
+    /// the M sweep (`sweep:`): `sweepSampleCounts` at each of `sweepDims`. Not encoded, as `targets`.
+    public var kernelEstimators: [String] = []
+    public var kernelVariants: [String] = KernelVariant.allCases.map(\.rawValue)
+    public var sampleCounts: [Int] = []
+    public var sweepDims: [Int] = []
+    public var sweepSampleCounts: [Int] = []
+    /// The `estimation:` block: how figure 6's cells are computed; nil (and not encoded, so every
+    /// other config keeps its hash) for the other grids. A config with any figure-6 key has one.
+    public var estimation: ScoreEstimationSettings?
     public var projection: String = Projection.rademacher.rawValue
     public var projections: Int = 1
     public var model = ModelSettings()
@@ -86,7 +98,7 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
 
     /// The encoded settings: every property but the grid lists `cpNoises`, `targets`, `datasets`, `models`.
     enum CodingKeys: String, CodingKey {
-        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing, targetParameters, samplerSettings, networks
+        case methods, dims, seeds, dsmSigmas, projection, projections, model, protocolSettings, timing, targetParameters, samplerSettings, networks, estimation
     }
 
     public init() {}
@@ -119,9 +131,36 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
 
     public var estimators: [Estimator] { get throws { try methods.map(Estimator.init(named:)) } }
 
-    /// The grid's cells, in run order (method-major, then CP's noise layout, target, D, σ, seed).
+    /// figure 6's (D, M) points: every D of `dims` at every M of `sampleCounts`, then the sweep's,
+    /// each once.
+    public var estimationPoints: [(dimension: Int, samples: Int)] {
+        var seen = Set<[Int]>(), points: [(dimension: Int, samples: Int)] = []
+        for (d, m) in dims.flatMap({ d in sampleCounts.map { (d, $0) } }) + sweepDims.flatMap({ d in sweepSampleCounts.map { (d, $0) } })
+        where seen.insert([d, m]).inserted { points.append((d, m)) }
+        return points
+    }
+
+    /// The grid's cells, in run order (method-major, then CP's noise layout, target, D, σ, seed;
+    /// figure 6: the kernel estimators first, each variant, then the networks' methods, each over
+    /// targets, (D, M) points and seeds).
     public var cells: [Cell] {
         get throws {
+            if estimation != nil {
+                let targets = try targetNames, points = estimationPoints
+                let kernels = try kernelEstimators.map(KernelMethod.init(named:)).flatMap { k in
+                    try kernelVariants.map(KernelVariant.init(named:)).map { CellMethod.kernel(k, $0) }
+                }
+                return try (kernels + estimators.map(CellMethod.objective)).flatMap { method -> [Cell] in
+                    // The networks of figure 6 are score networks.
+                    let kind: ModelKind?
+                    if case .objective = method { kind = .score } else { kind = nil }
+                    return targets.flatMap { target in
+                        points.flatMap { point in
+                            seeds.map { Cell(estimator: method, dimension: point.dimension, seed: $0, target: target, modelKind: kind, sampleCount: point.samples) }
+                        }
+                    }
+                }
+            }
             if !datasets.isEmpty {
                 let kinds = try models.map(ModelKind.init(named:)), sets = try datasets.map(ToyDataset.init(named:))
                 // Each method with the model kinds it applies to: DEEN needs an energy; a
@@ -188,7 +227,9 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
         func fail(_ key: String, _ reason: String) -> ConfigError {
             flags[key].map { .flag(name: $0, reason: reason) } ?? .invalid(file: file, key: key, reason: reason)
         }
-        guard !methods.isEmpty else { throw fail("methods", "must list at least one method") }
+        guard !methods.isEmpty || (estimation != nil && !kernelEstimators.isEmpty) else {
+            throw fail("methods", estimation == nil ? "must list at least one method" : "must list at least one method, or kernel_estimators at least one kernel estimator")
+        }
         for m in methods where Estimator(rawValue: m) == nil {
             throw fail("methods", "unknown method '\(m)'; choose from \(Estimator.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -242,6 +283,32 @@ public struct ExperimentConfig: Codable, Equatable, Sendable {
             guard n.langevinEpsilon > 0, n.langevinEpsilon.isFinite else { throw fail("networks.langevin_epsilon", "must be finite and > 0, got \(n.langevinEpsilon)") }
             guard n.langevinSteps >= 1 else { throw fail("networks.langevin_steps", "must be ≥ 1, got \(n.langevinSteps)") }
             guard n.chains >= 2 else { throw fail("networks.chains", "must be ≥ 2, got \(n.chains)") }
+        }
+        if let estimation {
+            for m in methods { if let e = Estimator(rawValue: m), e.needsLogDensity || e.needsLayeredModel {
+                throw fail("methods", "\(m) cannot train a score network (figure 6's networks); choose from \(Estimator.allCases.filter { !$0.needsLogDensity && !$0.needsLayeredModel }.map(\.rawValue).joined(separator: ", "))")
+            } }
+            guard Set(kernelEstimators).count == kernelEstimators.count, kernelEstimators.allSatisfy({ KernelMethod(rawValue: $0) != nil }) else {
+                throw fail("kernel_estimators", "must be a list of distinct kernel score estimators from \(KernelMethod.allCases.map(\.rawValue).joined(separator: ", ")), got \(kernelEstimators)")
+            }
+            guard !kernelVariants.isEmpty, Set(kernelVariants).count == kernelVariants.count, kernelVariants.allSatisfy({ KernelVariant(rawValue: $0) != nil }) else {
+                throw fail("kernel_variants", "must be a non-empty list of distinct settings variants from \(KernelVariant.allCases.map(\.rawValue).joined(separator: ", ")), got \(kernelVariants)")
+            }
+            guard !sampleCounts.isEmpty, sampleCounts.allSatisfy({ $0 >= 2 }) else {
+                throw fail("sample_counts", "must be a non-empty list of sample counts ≥ 2 (a kernel estimator needs two samples), got \(sampleCounts)")
+            }
+            guard sweepDims.isEmpty == sweepSampleCounts.isEmpty, sweepDims.allSatisfy({ $0 >= 1 }), sweepSampleCounts.allSatisfy({ $0 >= 2 }) else {
+                throw fail("sweep", "needs dims (integers ≥ 1) and sample_counts (integers ≥ 2), both or neither; got dims \(sweepDims), sample_counts \(sweepSampleCounts)")
+            }
+            do { try estimation.validate() } catch let ScoreEstimationError.invalidSetting(key, reason) { throw fail("estimation.\(key)", reason) }
+            // Every target at every D of the grid, as the cells will build it.
+            for target in try targetNames {
+                for d in Set(estimationPoints.map(\.dimension)).sorted() {
+                    do { _ = try TargetSettings(target, parameters: targetParameters ?? TargetParameters()).distribution(dimension: d) } catch {
+                        throw fail("dims", "\(target.rawValue) refuses D = \(d): \(error)")
+                    }
+                }
+            }
         }
         if let samplerSettings {
             do { try samplerSettings.validate() } catch let SamplingError.invalidSetting(name, reason) { throw fail("sampling.\(name)", reason) }
@@ -369,6 +436,25 @@ extension ExperimentConfig {
                     c.datasets = try list(value, k, string)
                     c.networks = c.networks ?? NetworkSettings()
                 case "models": c.models = try list(value, k, string)
+                case "kernel_estimators":
+                    c.kernelEstimators = try list(value, k, string)
+                    c.estimation = c.estimation ?? ScoreEstimationSettings()
+                case "kernel_variants": c.kernelVariants = try list(value, k, string)
+                case "sample_counts":
+                    c.sampleCounts = try list(value, k, int)
+                    c.estimation = c.estimation ?? ScoreEstimationSettings()
+                case "sweep":
+                    for (sub, v) in try mapping(value, k) {
+                        switch sub {
+                        case "dims": c.sweepDims = try list(v, "\(k).\(sub)", int)
+                        case "sample_counts": c.sweepSampleCounts = try list(v, "\(k).\(sub)", int)
+                        default: throw unknown("\(k).\(sub)", ["dims", "sample_counts"])
+                        }
+                    }
+                case "estimation":
+                    var e = c.estimation ?? ScoreEstimationSettings()
+                    try applyEstimation(try mapping(value, k), to: &e, prefix: k)
+                    c.estimation = e
                 case "networks":
                     var n = c.networks ?? NetworkSettings()
                     for (sub, v) in try mapping(value, k) {
@@ -478,7 +564,54 @@ extension ExperimentConfig {
                     }
                 case "quick" where allowQuick: continue
                 default:
-                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "targets", "target", "datasets", "models", "networks", "sampling", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
+                    throw unknown(k, ["methods", "dims", "seeds", "dsm_sigmas", "cp_noise", "targets", "target", "datasets", "models", "networks",
+                                      "kernel_estimators", "kernel_variants", "sample_counts", "sweep", "estimation",
+                                      "sampling", "objective", "model", "protocol", "timing"] + (allowQuick ? ["quick"] : []))
+                }
+            }
+        }
+
+        /// figure 6's `estimation:` block.
+        func applyEstimation(_ map: [String: Any], to e: inout ScoreEstimationSettings, prefix k: String) throws {
+            for (sub, v) in map.sorted(by: { $0.key < $1.key }) {
+                let kk = "\(k).\(sub)"
+                switch sub {
+                case "test": e.testPoints = try int(v, kk)
+                case "held_out": e.heldOutPoints = try int(v, kk)
+                case "criterion_projections": e.criterionProjections = try int(v, kk)
+                case "criterion_epsilon_factor": e.criterionEpsilonFactor = try double(v, kk)
+                case "network":
+                    for (key, w) in try mapping(v, kk) {
+                        let kkk = "\(kk).\(key)"
+                        switch key {
+                        case "hidden": e.network.hidden = try list(w, kkk, int)
+                        case "activation": e.network.activation = try string(w, kkk)
+                        case "steps": e.network.steps = try int(w, kkk)
+                        case "batch_size": e.network.batchSize = try int(w, kkk)
+                        case "learning_rate": e.network.learningRate = try double(w, kkk)
+                        case "clip_norm": e.network.clipNorm = try double(w, kkk)
+                        case "projection": e.network.projection = try string(w, kkk)
+                        case "projections": e.network.projections = try int(w, kkk)
+                        case "dsm_sigma_factors": e.network.dsmSigmaFactors = try list(w, kkk, double)
+                        case "fsm_epsilon_factor": e.network.fsmEpsilonFactor = try double(w, kkk)
+                        default: throw unknown(kkk, ["hidden", "activation", "steps", "batch_size", "learning_rate", "clip_norm", "projection", "projections",
+                                                     "dsm_sigma_factors", "fsm_epsilon_factor"])
+                        }
+                    }
+                case "kernels":
+                    for (key, w) in try mapping(v, kk) {
+                        let kkk = "\(kk).\(key)"
+                        switch key {
+                        case "stein_eta": e.kernels.steinEta = try double(w, kkk)
+                        case "ssge_threshold": e.kernels.ssgeThreshold = try double(w, kkk)
+                        case "ssge_eta": e.kernels.ssgeEta = try double(w, kkk)
+                        case "etas": e.kernels.etas = try list(w, kkk, double)
+                        case "thresholds": e.kernels.thresholds = try list(w, kkk, double)
+                        case "bandwidth_factors": e.kernels.bandwidthFactors = try list(w, kkk, double)
+                        default: throw unknown(kkk, ["stein_eta", "ssge_threshold", "ssge_eta", "etas", "thresholds", "bandwidth_factors"])
+                        }
+                    }
+                default: throw unknown(kk, ["test", "held_out", "criterion_projections", "criterion_epsilon_factor", "network", "kernels"])
                 }
             }
         }

@@ -29,9 +29,14 @@ public struct CellRecord {
     /// A network cell's toy dataset and model kind (`dataset`, `model`); nil for DKEF cells.
     public var dataset: String? = nil
     public var modelKind: String? = nil
+    /// A score-estimation cell's sample count M (`sample_count`) and, for a kernel estimator, its
+    /// settings variant (`kernel_variant`); nil for the other cells.
+    public var sampleCount: Int? = nil
+    public var kernelVariant: String? = nil
 
     /// As `Cell.series`: the method, with σ for DSM and the layout for CP's per-pair cells.
     public var series: String {
+        if let kernelVariant { return "\(method) (\(kernelVariant))" }
         if let modelKind { return "\(method) (\(modelKind))" }
         if let sigma { return "\(method) (σ=\(sigma))" }
         if let cpNoise, cpNoise != CurvaturePropagationNoise.perPoint.rawValue { return "\(method) (\(cpNoise) noise)" }
@@ -61,7 +66,9 @@ public struct CellRecord {
                                   openBLAS: (try? g.attribute("openblas"))?.stringValue.map(openBLASCore),
                                   peakResidentMiB: (try? g.attribute("peak_resident_mib"))?.doubleValue,
                                   dataset: (try? g.attribute("dataset"))?.stringValue,
-                                  modelKind: (try? g.attribute("model"))?.stringValue)
+                                  modelKind: (try? g.attribute("model"))?.stringValue,
+                                  sampleCount: (try? g.attribute("sample_count"))?.intValue,
+                                  kernelVariant: (try? g.attribute("kernel_variant"))?.stringValue)
             }
         }
     }

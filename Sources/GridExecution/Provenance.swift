@@ -91,6 +91,24 @@ public func peakResidentMiB() -> Double {
     return kib / 1024
 }
 
+/// Resident memory of this process now, in MiB (/proc/self/status VmRSS).
+public func residentMiB() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let kib = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return .nan }
+    return kib / 1024
+}
+
+/// Resets this process's peak resident set (VmHWM) to its current resident set (Linux: "5" to
+/// /proc/self/clear_refs), so a later `peakResidentMiB()` is the peak since now. Returns whether
+/// the kernel took it.
+@discardableResult
+public func resetPeakResident() -> Bool {
+    guard let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+    defer { try? handle.close() }
+    return (try? handle.write(contentsOf: Data("5".utf8))) != nil
+}
+
 /// OpenBLAS dgemm GFLOP/s on a 1024 × 1024 × 1024 product, median of `repeats`, measured now (the
 /// reference next to which benchmarks report their own GFLOP/s).
 public func measureDGEMM(repeats: Int = 5) -> Double {

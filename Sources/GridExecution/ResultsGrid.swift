@@ -131,7 +131,9 @@ public struct ResultsGrid {
     /// whatever `body` writes.
     private func write(_ cell: Cell, wallSeconds: Double, _ body: (ResultsGroup) throws -> Void, into root: ResultsGroup) throws {
         let group = try root.createGroup("cells").createGroup(cell.name)
-        try group.setAttribute("method", .string(cell.method.rawValue))
+        try group.setAttribute("method", .string(cell.estimator.name))
+        if case .kernel(_, let variant) = cell.estimator { try group.setAttribute("kernel_variant", .string(variant.rawValue)) }
+        if let m = cell.sampleCount { try group.setAttribute("sample_count", .int(m)) }
         try group.setAttribute("dimension", .int(cell.dimension))
         if let sigma = cell.sigma { try group.setAttribute("sigma", .double(sigma)) }
         if let layout = cell.cpNoise { try group.setAttribute("cp_noise", .string(layout.rawValue)) }

@@ -155,14 +155,6 @@ struct NetworkSteps: ParsableCommand {
     }
 }
 
-/// The process's resident set in MiB now (/proc/self/statm).
-func residentMiB() -> Double {
-    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return .nan }
-    let fields = text.split(separator: " ")
-    guard fields.count > 1, let pages = Double(fields[1]) else { return .nan }
-    return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / (1024 * 1024)
-}
-
 /// A line on standard output, written at once (a pipe would buffer `print`).
 func emit(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 

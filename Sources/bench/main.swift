@@ -224,12 +224,3 @@ func totalMemoryMiB() -> Double {
     return kib / 1024
 }
 
-/// Resets this process's peak resident memory (Linux ≥ 4.0: write 5 to clear_refs).
-func resetPeakResident() { try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }
-
-func residentMiB() -> Double {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let kib = Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty } ?? "") else { return .nan }
-    return kib / 1024
-}
