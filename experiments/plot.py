@@ -1,10 +1,11 @@
-"""Draw figures 1 to 5 from the HDF5 results files (never from anything else).
+"""Draw figures 1 to 6 from the HDF5 results files (never from anything else).
 
     python experiments/plot.py figure1 results/figure1.h5 results/figure1
     python experiments/plot.py figure2 results/figure2.h5 results/figure2
     python experiments/plot.py figure3 results/figure3.h5 results/figure3
     python experiments/plot.py figure4 results/figure4.h5 results/figure4
     python experiments/plot.py figure5 results/figure5.h5 results/figure5
+    python experiments/plot.py figure6 results/figure6.h5 results/figure6
 
 writes <prefix>.png and <prefix>.pdf (figure5: <prefix>.png for the energy networks,
 <prefix>-scores.png for the score networks and annealing, and both as the two pages of
@@ -487,8 +488,130 @@ def figure5(path, prefix, seed=0, shown=400):
             pdf.savefig(fig, dpi=130)
 
 
+# Figure 6's kernel estimators: Stein grey, SSGE olive; the authors' settings dashed, tuned solid.
+KERNEL_COLOURS = {"stein": "#7f7f7f", "ssge": "#bcbd22"}
+KERNEL_LABELS = {"stein": "Stein", "ssge": "SSGE"}
+
+
+def estimation_cells(path):
+    """figure 6: (series, colour, linestyle, label, target, D, M, values) per cell with metrics."""
+    out = []
+    with h5py.File(path, "r") as f:
+        for g in f["cells"].values():
+            if "relative_error" not in g:
+                continue
+            method, variant = text(g.attrs["method"]), g.attrs.get("kernel_variant")
+            values = {k: float(d[()]) for k, d in g.items() if isinstance(d, h5py.Dataset) and d.shape == ()}
+            values["peak_resident_mib"] = float(g.attrs.get("peak_resident_mib", np.nan))
+            if variant is not None:
+                variant = text(variant)
+                series = f"{method}_{variant}"
+                style = (KERNEL_COLOURS.get(method), "--" if variant == "authors" else "-",
+                         KERNEL_LABELS.get(method, method) + (" (the authors' settings)" if variant == "authors" else " (tuned on held-out)"))
+                rank = (0, list(KERNEL_COLOURS).index(method) if method in KERNEL_COLOURS else 9, variant != "authors")
+            else:
+                series = method
+                style = (COLOURS.get(method), "-", LABELS.get(method, method) + " network")
+                rank = (1, ORDER.index(method) if method in ORDER else 99, 0)
+            out.append((series, style, rank, text(g.attrs.get("target", "standard_normal")), int(g.attrs["dimension"]),
+                        int(g.attrs["sample_count"]), values))
+    return out
+
+
+def estimation_lines(ax, rows, key, metric, legend):
+    """One line per series: `metric`'s mean over the rows with the same `key` value, SE bars."""
+    by = defaultdict(lambda: defaultdict(list))
+    styles, ranks = {}, {}
+    for series, style, rank, target, d, m, values in rows:
+        if metric in values and np.isfinite(values[metric]):
+            by[series][key(d, m)].append(values[metric])
+            styles[series], ranks[series] = style, rank
+    for series in sorted(by, key=lambda s: ranks[s]):
+        xs = sorted(by[series])
+        mean = np.array([np.mean(by[series][x]) for x in xs])
+        se = np.array([np.std(by[series][x], ddof=1) / np.sqrt(len(by[series][x])) if len(by[series][x]) > 1 else 0.0 for x in xs])
+        colour, linestyle, label = styles[series]
+        handle = ax.errorbar(xs, mean, yerr=se, marker="o", markersize=3.5, capsize=2, color=colour, linestyle=linestyle, label=label)
+        legend.setdefault(label, handle)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def log_ticks(ax, values):
+    ax.set_xticks(values)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def figure6(path, prefix):
+    """Row 1: out-of-sample relative error vs D per target at the main M; row 2: the same vs M at
+    the sweep's D; row 3: fit seconds, fit + selection seconds and seconds per 1000 queries vs D
+    (means over targets and seeds), and peak memory vs M. Error bars: SE over seeds."""
+    import json
+    rows = estimation_cells(path)
+    with h5py.File(path, "r") as f:
+        config = json.loads(text(f.attrs.get("config_json", "{}")) or "{}")
+    targets = [t for t in TARGET_TITLES if any(r[3] == t for r in rows)]
+    sample_counts = sorted({r[5] for r in rows})
+    dims = sorted({r[4] for r in rows})
+    # The main M: the one at the most dimensions; the sweep's D: the one with the most M.
+    main_m = max(sample_counts, key=lambda m: (len({r[4] for r in rows if r[5] == m}), m))
+    sweep_d = max(dims, key=lambda d: (len({r[5] for r in rows if r[4] == d}), d))
+    stored = config.get("targetParameters") or {}
+    keys = {"condition_number": "conditionNumber", "components": "components", "separation": "separation",
+            "scale": "scale", "degrees_of_freedom": "degreesOfFreedom"}
+    parameters = {k: stored.get(json_key, TARGET_DEFAULTS[k]) for k, json_key in keys.items()}
+    columns = max(len(targets), 4)
+    fig, axes = plt.subplots(3, columns, figsize=(3.4 * columns + 0.6, 10.5), squeeze=False)
+    legend = {}
+    for k, target in enumerate(targets):
+        ax = axes[0][k]
+        estimation_lines(ax, [r for r in rows if r[3] == target and r[5] == main_m], lambda d, m: d, "relative_error", legend)
+        log_ticks(ax, sorted({r[4] for r in rows if r[5] == main_m}))
+        ax.set_xlabel("data dimension D")
+        ax.set_title(TARGET_TITLES[target].format(**parameters) + f", M = {main_m}", fontsize=9)
+        ax = axes[1][k]
+        estimation_lines(ax, [r for r in rows if r[3] == target and r[4] == sweep_d], lambda d, m: m, "relative_error", legend)
+        log_ticks(ax, sorted({r[5] for r in rows if r[4] == sweep_d}))
+        ax.set_xlabel("samples M")
+        ax.set_title(TARGET_TITLES[target].format(**parameters) + f", D = {sweep_d}", fontsize=9)
+    for k in range(len(targets), columns):
+        axes[0][k].axis("off")
+        axes[1][k].axis("off")
+    axes[0][0].set_ylabel("relative error E‖ŝ − s‖² / E‖s‖²\n(fresh points)")
+    axes[1][0].set_ylabel("relative error (fresh points)")
+    at_main = [r for r in rows if r[5] == main_m]
+    timing = [("fit_seconds", "fit s (the chosen settings)"), ("fit_and_selection", "fit + selection s"),
+              ("query_seconds_per_1000", "s per 1000 queries")]
+    # Kernels: the chosen fit plus the search (0 at the authors' settings); networks: every
+    # training of the cell (selection_seconds includes the chosen one, and DSM's σ candidates).
+    for r in at_main:
+        r[6]["fit_and_selection"] = r[6]["fit_seconds"] + r[6]["selection_seconds"] if r[2][0] == 0 else r[6]["selection_seconds"]
+    for k, (metric, label) in enumerate(timing):
+        ax = axes[2][k]
+        estimation_lines(ax, at_main, lambda d, m: d, metric, legend)
+        log_ticks(ax, sorted({r[4] for r in at_main}))
+        ax.set_xlabel("data dimension D")
+        ax.set_title(f"{label}, M = {main_m}, mean over targets", fontsize=9)
+    ax = axes[2][3]
+    estimation_lines(ax, [r for r in rows if r[4] == sweep_d], lambda d, m: m, "peak_resident_mib", legend)
+    ax.set_yscale("linear")
+    log_ticks(ax, sorted({r[5] for r in rows if r[4] == sweep_d}))
+    ax.set_xlabel("samples M")
+    ax.set_title(f"peak resident MiB of the process, D = {sweep_d}", fontsize=9)
+    for k in range(4, columns):
+        axes[2][k].axis("off")
+    fig.legend(list(legend.values()), list(legend.keys()), loc="lower center", bbox_to_anchor=(0.5, 0.015), ncol=5, fontsize=8, frameon=False)
+    fig.text(0.01, 0.003, "cells by commit and OpenBLAS kernels: " + origins(path), fontsize=7, alpha=0.6)
+    fig.suptitle("Score estimation from samples: score networks against the Stein and SSGE kernel estimators (exact scores; error bars: SE over seeds)",
+                 fontsize=10)
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.94, bottom=0.11, wspace=0.28, hspace=0.42)
+    save(fig, prefix)
+
+
 if __name__ == "__main__":
-    figures = {"figure1": figure1, "figure2": figure2, "figure3": figure3, "figure4": figure4, "figure5": figure5}
+    figures = {"figure1": figure1, "figure2": figure2, "figure3": figure3, "figure4": figure4, "figure5": figure5, "figure6": figure6}
     if len(sys.argv) != 4 or sys.argv[1] not in figures:
         sys.exit(__doc__)
     figures[sys.argv[1]](sys.argv[2], sys.argv[3])

@@ -5,6 +5,7 @@ import GSLNumerics
 import GridExecution
 import Objectives
 import ResultsStore
+import ScoreEstimation
 
 /// The Markdown report of a results file: every table of numbers the docs show, computed from the
 /// file alone (its cells, its stored config, its provenance), so the same file always gives the
@@ -12,7 +13,7 @@ import ResultsStore
 /// file; the grid executables write theirs the same way when they finish.
 public struct Report {
     /// The experiments that have a report (a results file of another kind is skipped).
-    public static let experiments = ["figure1", "figure2", "table1", "figure3", "figure4", "figure5"]
+    public static let experiments = ["figure1", "figure2", "table1", "figure3", "figure4", "figure5", "figure6"]
 
     public let path: String
     public let experiment: String
@@ -41,6 +42,7 @@ public struct Report {
             case "table1": body = table1()
             case "figure3": body = try figure3()
             case "figure5": body = figure5()
+            case "figure6": body = try figure6()
             default: body = try figure4()
             }
             return (body + [""] + provenance()).joined(separator: "\n") + "\n"
@@ -278,6 +280,105 @@ public struct Report {
             if !diverged.isEmpty { lines += ["Diverged (the loss or its gradient became NaN or infinite; no metrics): " + diverged.joined(separator: "; ") + ".", ""] }
         }
         return lines
+    }
+
+    /// A table with a row per series and the given columns, each a filter of the rows: `metric`'s
+    /// mean ± SE over the cells the column selects.
+    func table(_ rows: [CellRecord], metric: String, columns: [(header: String, selects: (CellRecord) -> Bool)]) -> [String] {
+        var lines = ["| method | " + columns.map(\.header).joined(separator: " | ") + " |", "|---|" + String(repeating: "---|", count: columns.count)]
+        for series in seriesOrder {
+            let ofSeries = rows.filter { $0.series == series }
+            guard ofSeries.contains(where: { $0.values[metric] != nil }) else { continue }
+            lines.append("| \(label(series)) | " + columns.map { column in meanAndError(ofSeries.filter(column.selects).compactMap { $0.values[metric] }) }.joined(separator: " | ") + " |")
+        }
+        return lines + [""]
+    }
+
+    func figure6() throws -> [String] {
+        var lines = title("Figure 6: score estimation from samples (score networks against the Stein and SSGE kernel estimators)")
+        let e = config.estimation ?? ScoreEstimationSettings()
+        let mains = config.sampleCounts, sweepDims = config.sweepDims
+        lines += [String(format: "Each cell fits one estimator to M samples of a target and compares ŝ with the exact score at %d fresh points of the target (out of sample) and at the M samples (in sample): relative error E‖ŝ − s‖² / E‖s‖² (0 is exact; 1 is as far off as ŝ = 0). Score networks D → %@ → D (%@), Adam %g, %d steps of batch %d, gradient norm clipped at %g; SSM/SSM-VR with %d %@ projection(s); DSM's σ chosen among %@ × s̄ (s̄ the samples' root mean variance) and FSM's ε = %g s̄. Kernel estimators (RBF kernel): the authors' settings are Stein η = %g and SSGE keeping %g of the spectrum (η = %g), at the median bandwidth; tuned: Stein's η from %@, SSGE's cut from %@, the bandwidth from %@ × the median, for both. Every choice minimises the score-matching objective J = E[½‖ŝ‖² + tr ∇ŝ] on %d held-out samples (its trace by central differences along %d directions per point), which is the Fisher divergence up to a constant; the exact score is never used to choose.",
+                         e.testPoints, e.network.hidden.map(String.init).joined(separator: " → "), e.network.activation, e.network.learningRate, e.network.steps, e.network.batchSize,
+                         e.network.clipNorm, e.network.projections, e.network.projection, "\(e.network.dsmSigmaFactors)", e.network.fsmEpsilonFactor,
+                         e.kernels.steinEta, e.kernels.ssgeThreshold, e.kernels.ssgeEta, "\(e.kernels.etas)", "\(e.kernels.thresholds)", "\(e.kernels.bandwidthFactors)",
+                         e.heldOutPoints, e.criterionProjections), ""]
+        let finished = records.filter { $0.values["relative_error"] != nil }
+        let parameters = config.targetParameters ?? TargetParameters()
+        func byD(_ m: Int) -> [(header: String, selects: (CellRecord) -> Bool)] {
+            Set(finished.filter { $0.sampleCount == m }.map(\.dimension)).sorted().map { d in ("D = \(d)", { $0.dimension == d && $0.sampleCount == m }) }
+        }
+        func byM(_ d: Int) -> [(header: String, selects: (CellRecord) -> Bool)] {
+            Set(finished.filter { $0.dimension == d }.compactMap(\.sampleCount)).sorted().map { m in ("M = \(m)", { $0.dimension == d && $0.sampleCount == m }) }
+        }
+        var claims: [String] = []
+        for name in uniqued(config.targets + finished.map(\.target).sorted()) {
+            let rows = finished.filter { $0.target == name }
+            guard !rows.isEmpty else { continue }
+            lines += ["## \(TargetSettings(try Target(named: name), parameters: parameters).description)", ""]
+            for m in mains {
+                lines += ["Relative error out of sample, M = \(m):", ""] + table(rows, metric: "relative_error", columns: byD(m))
+                lines += ["Relative error in sample (at the M = \(m) samples):", ""] + table(rows, metric: "in_sample_relative_error", columns: byD(m))
+                claims.append(claim(rows, target: name, samples: m))
+            }
+            for d in sweepDims where rows.contains(where: { $0.dimension == d && !mains.contains($0.sampleCount ?? 0) }) {
+                lines += ["Relative error out of sample against the number of samples, D = \(d):", ""] + table(rows, metric: "relative_error", columns: byM(d))
+            }
+        }
+        lines += ["## Where the paper's claim holds", "",
+                  "The claim: sliced score matching (SSM, SSM-VR) makes score estimation from samples scalable and better than the kernel estimators it replaces. Read from the tables above (means over seeds): the D from which both the SSM and the SSM-VR network have a lower out-of-sample error than each of the four kernel rows, at that D and every larger one of the grid.", ""]
+            + claims.map { "- " + $0 } + [""]
+        lines += ["## Seconds and memory", ""]
+        for m in mains {
+            lines += ["Fit seconds (the chosen settings' fit or training alone), M = \(m), mean over targets and seeds:", ""] + table(finished, metric: "fit_seconds", columns: byD(m))
+            lines += ["Selection seconds (the held-out search: every candidate's fit and criterion; 0 at the authors' settings; the networks' one training, DSM's σ candidates), M = \(m):", ""]
+                + table(finished, metric: "selection_seconds", columns: byD(m))
+            lines += ["Seconds per 1000 queries (out of sample), M = \(m):", ""] + table(finished, metric: "query_seconds_per_1000", columns: byD(m))
+        }
+        for d in sweepDims where finished.contains(where: { $0.dimension == d && !mains.contains($0.sampleCount ?? 0) }) {
+            lines += ["Fit seconds against M, D = \(d):", ""] + table(finished, metric: "fit_seconds", columns: byM(d))
+            lines += ["Peak resident memory, MiB (the computing process's peak during the cell, the largest over targets and seeds; includes the process's baseline of about the smallest entry), D = \(d):", ""]
+            var memory = ["| method | " + byM(d).map(\.header).joined(separator: " | ") + " |", "|---|" + String(repeating: "---|", count: byM(d).count)]
+            for series in seriesOrder {
+                let ofSeries = finished.filter { $0.series == series }
+                guard !ofSeries.isEmpty else { continue }
+                memory.append("| \(label(series)) | " + byM(d).map { column in
+                    let peaks = ofSeries.filter(column.selects).compactMap(\.peakResidentMiB)
+                    return peaks.isEmpty ? "–" : String(format: "%.0f", peaks.max()!)
+                }.joined(separator: " | ") + " |")
+            }
+            lines += memory + [""]
+        }
+        let failed = records.filter { $0.values["relative_error"] == nil }.map(\.name).sorted()
+        if !failed.isEmpty { lines += ["Cells without metrics (a training that diverged, or a kernel fit that could not be computed; the file says which): " + failed.joined(separator: ", ") + ".", ""] }
+        return lines + wallTimes(finished, note: " and targets, every M")
+    }
+
+    /// One line of "where the claim holds" for a target at M samples.
+    func claim(_ rows: [CellRecord], target: String, samples m: Int) -> String {
+        let atM = rows.filter { $0.sampleCount == m }
+        let dims = Set(atM.map(\.dimension)).sorted()
+        let kernels = uniqued(atM.filter { $0.kernelVariant != nil }.map(\.series))
+        let sliced = ["ssm (score)", "ssm_vr (score)"].filter { s in atM.contains { $0.series == s } }
+        func mean(_ series: String, _ d: Int, _ metric: String = "relative_error") -> Double? {
+            let values = atM.filter { $0.series == series && $0.dimension == d }.compactMap { $0.values[metric] }
+            return values.isEmpty ? nil : values.reduce(0, +) / Double(values.count)
+        }
+        guard !kernels.isEmpty, sliced.count == 2 else { return "\(target), M = \(m): not measured (the grid lacks the kernel rows or the SSM and SSM-VR networks)" }
+        func beats(_ d: Int) -> Bool? {
+            let worstSliced = sliced.compactMap { mean($0, d) }, kernel = kernels.compactMap { mean($0, d) }
+            guard worstSliced.count == sliced.count, kernel.count == kernels.count else { return nil }
+            return worstSliced.max()! < kernel.min()!
+        }
+        var from: Int? = nil
+        for d in dims.reversed() { if beats(d) == true { from = d } else { break } }
+        let top = dims.last!
+        let bestKernel = kernels.min { (mean($0, top) ?? .infinity) < (mean($1, top) ?? .infinity) }!
+        let ratio = (mean(bestKernel, top) ?? .nan) / sliced.compactMap { mean($0, top) }.max()!
+        let time = (mean("ssm_vr (score)", top, "fit_seconds") ?? .nan) / ((mean(bestKernel, top, "fit_seconds") ?? .nan) + (mean(bestKernel, top, "selection_seconds") ?? 0))
+        let best = records.first { $0.series == bestKernel }.map(tableLabel) ?? bestKernel
+        let head = from.map { "\(target), M = \(m): holds from D = \($0) on" } ?? "\(target), M = \(m): does not hold at D = \(top) (nor from any D on)"
+        return head + String(format: "; at D = %d the best kernel row, %@, has %.3g times the error of the worse of SSM and SSM-VR, and SSM-VR's training takes %.3g times its fit and selection.", top, best, ratio, time)
     }
 
     func testLogLikelihoodNote() -> String {

@@ -1,13 +1,16 @@
 import DKEFModel
 import ExperimentGrid
 import Foundation
-import DKEFModel
 import GridExecution
 import Objectives
+import ScoreEstimation
 
 /// A series as a table row names it, from one of its cells: the method's display name, DSM's σ,
 /// CP's per-pair layout, and "(not in the paper)" for methods beyond the paper's six (FSM).
 public func tableLabel(_ record: CellRecord) -> String {
+    if let variant = record.kernelVariant, let method = KernelMethod(rawValue: record.method) {
+        return method.displayName + (variant == KernelVariant.authors.rawValue ? " (the authors' settings)" : " (tuned on held-out samples)")
+    }
     guard let estimator = Estimator(rawValue: record.method) else { return record.series }
     var label = estimator.displayName
     if let kind = record.modelKind {
@@ -21,9 +24,13 @@ public func tableLabel(_ record: CellRecord) -> String {
     return label
 }
 
-/// Where a cell's series goes in a table: the estimators' order, then DSM's σ, then CP's layout,
-/// then the model kind (energy networks first).
+/// Where a cell's series goes in a table: the kernel estimators first (Stein, SSGE; the authors'
+/// settings before the tuned), then the estimators' order, then DSM's σ, then CP's layout, then
+/// the model kind (energy networks first).
 public func seriesRank(_ record: CellRecord) -> (Int, Double, Int, Int) {
+    if let variant = record.kernelVariant, let kernel = KernelMethod.allCases.firstIndex(where: { $0.rawValue == record.method }) {
+        return (kernel - KernelMethod.allCases.count, 0, variant == KernelVariant.authors.rawValue ? 0 : 1, 0)
+    }
     let method = Estimator.allCases.firstIndex { $0.rawValue == record.method } ?? Estimator.allCases.count
     return (method, record.sigma ?? 0, record.cpNoise == nil || record.cpNoise == CurvaturePropagationNoise.perPoint.rawValue ? 0 : 1,
             record.modelKind == "energy" || record.modelKind == nil ? 0 : record.modelKind == "score" ? 1 : 2)

@@ -171,7 +171,7 @@ struct Report: ParsableCommand {
     @Flag(help: "Write nothing; exit 1 if a report on disk is missing or differs from what its results file gives.")
     var check = false
 
-    @Option(help: "A Markdown file whose headline block (between the headline markers) is the table of the paper's claims from --results' figure1, figure2 and table1 files; skipped when the file or its markers are absent.")
+    @Option(help: "A Markdown file whose headline block (between the headline markers) is the table of the paper's claims from --results' figure1, figure2 and table1 files; skipped when the file or its markers are absent, or --results holds none of those three files.")
     var readme = "README.md"
 
     func run() throws {
@@ -191,7 +191,10 @@ struct Report: ParsableCommand {
                 reports.append((Reports.Report.markdownPath(for: path), try report.markdown))
             }
         }
-        if let text = try? String(contentsOfFile: readme, encoding: .utf8),
+        // The headline comes from figure 1, 2 and table 1's files: a folder with none of them
+        // (a scratch run of another grid) leaves README's table as it is.
+        let headlineSources = ["figure1", "figure2", "table1"].filter { FileManager.default.fileExists(atPath: results + "/" + $0 + ".h5") }
+        if !headlineSources.isEmpty, let text = try? String(contentsOfFile: readme, encoding: .utf8),
            let updated = try readingUserFile({ try HeadlineReport(resultsFolder: results) }).replacingBlock(in: text) {
             reports.append((readme, updated))
         }
