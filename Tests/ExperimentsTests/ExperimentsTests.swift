@@ -571,3 +571,78 @@ func folder() -> String {
         #expect(refusal("datasets: [rings]\nnetworks:\n  widths: [3]\n").contains("key 'networks.widths': unknown key"))
     }
 }
+
+/// figure 6's score-estimation grid in a config: its cells and names, the hash, the refusals.
+@Suite struct EstimationGrids {
+    let text = """
+        methods: [ssm_vr]
+        kernel_estimators: [stein]
+        targets: [standard_normal, student_t]
+        dims: [2, 20]
+        sample_counts: [50]
+        sweep:
+          dims: [20]
+          sample_counts: [10, 50]
+        seeds: [0]
+        estimation:
+          network:
+            hidden: [8]
+
+        """
+
+    // Kernels first (each variant), then the networks; targets × the (D, M) points (the main M at
+    // every D, then the sweep's new points) × seeds; names carry M and a kernel's variant.
+    @Test func cellsAreKernelsThenNetworksOverTargetsPointsAndSeeds() throws {
+        let config = try ExperimentConfig.parse(text, file: "x.yml", quick: false)
+        #expect(config.estimationPoints.map { [$0.dimension, $0.samples] } == [[2, 50], [20, 50], [20, 10]])
+        let names = try config.cells.map(\.name)
+        let points = ["d2_m50", "d20_m50", "d20_m10"]
+        let expected = ["stein_authors", "stein_tuned", "ssm_vr"].flatMap { method in
+            ["", "_student_t"].flatMap { target in points.map { "\(method)\(target)_\($0)_seed0" } }
+        }
+        #expect(names == expected)
+        let cells = try config.cells
+        #expect(cells.allSatisfy { $0.sampleCount != nil })
+        #expect(cells.first!.estimator == .kernel(.stein, .authors) && cells.first!.modelKind == nil)
+        #expect(cells.last!.method == .ssmVR && cells.last!.modelKind == .score && cells.last!.series == "ssm_vr (score)")
+        #expect(cells.first!.series == "stein (authors)")
+        // The estimation: block is in the hash; the grid lists are not.
+        let more = try ExperimentConfig.parse(text.replacingOccurrences(of: "sample_counts: [50]", with: "sample_counts: [50, 60]"), file: "x.yml", quick: false)
+        #expect(more.hash == config.hash)
+        #expect(try ExperimentConfig.parse(text.replacingOccurrences(of: "[8]", with: "[9]"), file: "x.yml", quick: false).hash != config.hash)
+    }
+
+    // A config without figure 6's keys keeps the hash it had (figure 5's running grid: 362ae552ccbe4290).
+    @Test func otherGridsKeepTheirHash() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../experiments/figure5.yml").path
+        #expect(try ExperimentConfig.load(path, quick: false).config.hash == "362ae552ccbe4290")
+        #expect(try ExperimentConfig.load(path, quick: false).config.estimation == nil)
+    }
+
+    @Test(arguments: ["figure5", "figure6"])
+    func committedConfigsAreValid(name: String) throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../experiments/\(name).yml").path
+        _ = try ExperimentConfig.load(path, quick: false)
+        _ = try ExperimentConfig.load(path, quick: true)
+    }
+
+    @Test func badEstimationGridsAreRefusedByKey() {
+        func refusal(_ edit: (String) -> String) -> String {
+            do { _ = try ExperimentConfig.parse(edit(text), file: "x.yml", quick: false); return "accepted" } catch { return "\(error)" }
+        }
+        #expect(refusal { $0.replacingOccurrences(of: "[stein]", with: "[parzen]") }.contains("key 'kernel_estimators': must be a list of distinct kernel score estimators from stein, ssge"))
+        #expect(refusal { $0 + "kernel_variants: [best]\n" }.contains("key 'kernel_variants'"))
+        #expect(refusal { $0.replacingOccurrences(of: "sample_counts: [50]", with: "sample_counts: [1]") }.contains("key 'sample_counts': must be a non-empty list of sample counts ≥ 2"))
+        #expect(refusal { $0.replacingOccurrences(of: "  sample_counts: [10, 50]", with: "  sample_counts: []") }.contains("key 'sweep'"))
+        #expect(refusal { $0.replacingOccurrences(of: "[ssm_vr]", with: "[deen]") }.contains("deen cannot train a score network"))
+        #expect(refusal { $0.replacingOccurrences(of: "[ssm_vr]", with: "[cp]") }.contains("key 'methods'"))
+        #expect(refusal { $0 + "  kernels:\n    bandwidth_factors: [0]\n" }.contains("key 'estimation.kernels.bandwidth_factors': must be a non-empty list of finite numbers > 0"))
+        #expect(refusal { $0 + "  kernels:\n    thresholds: [1.5]\n" }.contains("key 'estimation.kernels.thresholds': must be a non-empty list of numbers in (0, 1]"))
+        #expect(refusal { $0 + "  kernels:\n    ssge_threshold: 0\n" }.contains("key 'estimation.kernels.ssge_threshold'"))
+        #expect(refusal { $0 + "  kernels:\n    stein_eta: -1\n" }.contains("key 'estimation.kernels.stein_eta'"))
+        #expect(refusal { $0 + "  held_out: 0\n" }.contains("key 'estimation.held_out'"))
+        #expect(refusal { $0.replacingOccurrences(of: "hidden: [8]", with: "hidden: [8]\n    steps: 0") }.contains("key 'estimation.network.steps'"))
+        #expect(refusal { $0 + "  kernels:\n    width: 1\n" }.contains("key 'estimation.kernels.width': unknown key"))
+        #expect(refusal { $0.replacingOccurrences(of: "dims: [2, 20]", with: "dims: [0]") }.contains("key 'dims'"))
+    }
+}
