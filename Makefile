@@ -8,7 +8,7 @@ PYTHON  := $(VENV)/bin/python
 # Processes that compute grid cells at once (figure1, table1; figure2 times and runs alone).
 JOBS    ?= $(shell nproc)
 
-.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 figure5 figure6 table1 cp-noise all plots bench bench-baseline bench-core bench-neural clean
+.PHONY: help deps build test check report docs-check plots-check slurm-check figure1 figure2 figure3 figure4 figure5 figure6 table1 cp-noise all plots bench bench-baseline bench-core bench-neural bench-kernels clean
 
 help:
 	@echo "make deps        install the Debian packages that are missing (idempotent)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench-baseline  bench against commit BASELINE (default 2a11fc5), cell by cell -> results/bench-vs-BASELINE.md"
 	@echo "make bench-core  autodiff and objective microbenchmarks -> results/bench-core.md, results/bench-objectives.md"
 	@echo "make bench-neural  seconds per training step of energy and score networks beside PyTorch (a venv in experiments/reference/) -> results/bench-neural.md|json"
+	@echo "make bench-kernels  the Stein and SSGE kernel estimators' fit and query seconds beside PyTorch (the same venv) -> results/bench-kernels.md|json"
 
 # Installs only what is missing; prints what it installs.
 deps:
@@ -163,6 +164,10 @@ $(REFERENCE): experiments/reference/requirements.txt
 
 bench-neural: build $(REFERENCE)
 	$(REFERENCE) experiments/reference/bench_neural.py --bench $(BIN)/bench-core --out results/bench-neural.md $(BENCH_NEURAL_ARGS)
+
+# Issue 28: the Stein and SSGE estimators' fit and query beside a PyTorch reference (the same venv).
+bench-kernels: build $(REFERENCE)
+	$(REFERENCE) experiments/reference/bench_kernels.py --bench $(BIN)/bench-core --out results/bench-kernels.md $(BENCH_KERNELS_ARGS)
 
 clean:
 	rm -rf .build

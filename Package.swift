@@ -92,7 +92,7 @@ let package = Package(
         .target(name: "CellExperiments",
                 dependencies: ["ExperimentGrid", "GridExecution", "Autodiff", "DKEFModel", "GSLNumerics", "NeuralModels", "Objectives", "ResultsStore", "Sampling", "Training", "ScoreEstimation", "KernelEstimators"],
                 swiftSettings: strict),
-        .target(name: "Reports", dependencies: ["ExperimentGrid", "GridExecution", "CellExperiments", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore"], swiftSettings: strict),
+        .target(name: "Reports", dependencies: ["ExperimentGrid", "GridExecution", "CellExperiments", "DKEFModel", "GSLNumerics", "Objectives", "ResultsStore", "ScoreEstimation"], swiftSettings: strict),
         .target(name: "PaperClaims", dependencies: ["ExperimentGrid", "GridExecution", "Reports", "ResultsStore", "Yams"], swiftSettings: strict),
         .target(name: "ExperimentCommands",
                 dependencies: ["ExperimentGrid", "GridExecution", "Reports", "Autodiff", "GSLNumerics", "Objectives", "ResultsStore",
@@ -109,7 +109,7 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "inspect", dependencies: ["ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "ResultsStore", .product(name: "ArgumentParser", package: "swift-argument-parser")], swiftSettings: strict),
         .executableTarget(name: "BenchCore",
-                          dependencies: ["Autodiff", "GSLNumerics", "Objectives", "NeuralModels", "Training", "ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          dependencies: ["KernelEstimators", "Autodiff", "GSLNumerics", "Objectives", "NeuralModels", "Training", "ExperimentCommands", "ExperimentGrid", "GridExecution", "CellExperiments", "Reports", "PaperClaims", "COpenBLAS", "CRuntime", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           path: "Sources/bench-core", swiftSettings: strict),
 
         .executableTarget(name: "CPNoise",

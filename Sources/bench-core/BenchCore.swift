@@ -24,7 +24,7 @@ struct BenchCore: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-core",
         abstract: "Microbenchmarks of the autodiff core and the score-matching objectives (release build).",
-        subcommands: [MLPSteps.self, ObjectiveSteps.self, NetworkSteps.self],
+        subcommands: [MLPSteps.self, ObjectiveSteps.self, NetworkSteps.self, KernelFitsBench.self],
         defaultSubcommand: MLPSteps.self)
 }
 
