@@ -43,15 +43,22 @@ public enum BandwidthRule: Sendable, Equatable {
 
     /// h for samples `[M, D]`.
     public func bandwidth(for samples: Tensor) throws(KernelEstimatorError) -> Double {
+        let (m, d) = try checkedSamples(samples)
+        return try bandwidth(squaredDistances: samples.scalars.withUnsafeBufferPointer { squaredDistances($0, count: m, dimension: d) }, samples: samples)
+    }
+
+    /// h from the samples' squared distances `[M·M]` (`squaredDistances`), which a fit shares
+    /// with its kernel matrix.
+    func bandwidth(squaredDistances s: [Double], samples: Tensor) throws(KernelEstimatorError) -> Double {
         switch self {
         case .fixed(let h):
             guard h.isFinite, h > 0 else { throw .bandwidthNotPositive(h) }
             return h
         case .medianDistance:
-            return try medianPairwiseDistance(samples)
+            return try medianPairwiseDistance(squared: s, samples: samples)
         case .scaledMedian(let factor):
             guard factor.isFinite, factor > 0 else { throw .bandwidthNotPositive(factor) }
-            return try factor * medianPairwiseDistance(samples)
+            return try factor * medianPairwiseDistance(squared: s, samples: samples)
         }
     }
 }

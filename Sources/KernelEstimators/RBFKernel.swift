@@ -1,6 +1,26 @@
 import Autodiff
 import COpenBLAS
 
+/// ‖xᵢ − xⱼ‖² for x `[M, D]`: `[M·M]`, symmetric, diagonal exactly 0, from one `dsyrk` (xxᵀ, half
+/// a GEMM): ‖xᵢ‖² + ‖xⱼ‖² − 2 xᵢᵀxⱼ, clamped at 0. A fit computes it once; the bandwidth's median
+/// and the kernel matrix both read it.
+func squaredDistances(_ x: UnsafeBufferPointer<Double>, count m: Int, dimension d: Int) -> [Double] {
+    let norms = squaredNorms(x, count: m, dimension: d)
+    var s = [Double](repeating: 0, count: m * m)
+    s.withUnsafeMutableBufferPointer { s in
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(d), 1, x.baseAddress, Int32(d), 0, s.baseAddress, Int32(m))
+        for i in 0..<m {
+            s[i * m + i] = 0
+            for j in (i + 1)..<m {
+                let v = max(norms[i] + norms[j] - 2 * s[i * m + j], 0)
+                s[i * m + j] = v
+                s[j * m + i] = v
+            }
+        }
+    }
+    return s
+}
+
 /// The RBF kernel k(x, y) = exp(−‖x − y‖² / (2h²)) on row-major point sets, every pairwise term
 /// from one GEMM (‖x − y‖² = ‖x‖² + ‖y‖² − 2 xᵀy, clamped at 0) and one vector exp.
 ///
@@ -9,25 +29,21 @@ import COpenBLAS
 struct RBFKernel {
     let bandwidth: Double
 
-    /// K_ij = k(xᵢ, xⱼ) for x `[M, D]`: `[M·M]`, symmetric, diagonal exactly 1.
-    /// (`dsyrk` for xxᵀ: half a GEMM.)
-    func gram(_ x: UnsafeBufferPointer<Double>, count m: Int, dimension d: Int) -> [Double] {
-        let norms = squaredNorms(x, count: m, dimension: d)
-        var k = [Double](repeating: 0, count: m * m)
+    /// K_ij = k(xᵢ, xⱼ) from the squared distances `[M·M]` (`squaredDistances`): symmetric,
+    /// diagonal exactly 1.
+    func gram(squaredDistances s: [Double]) -> [Double] {
+        var k = s
+        let scale = -0.5 / (bandwidth * bandwidth)
         k.withUnsafeMutableBufferPointer { k in
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(d), 1, x.baseAddress, Int32(d), 0, k.baseAddress, Int32(m))
-            let scale = -0.5 / (bandwidth * bandwidth)
-            for i in 0..<m {
-                k[i * m + i] = 0
-                for j in (i + 1)..<m {
-                    let s = max(norms[i] + norms[j] - 2 * k[i * m + j], 0) * scale
-                    k[i * m + j] = s
-                    k[j * m + i] = s
-                }
-            }
+            for i in k.indices { k[i] *= scale }
             VectorMath.exp(k)
         }
         return k
+    }
+
+    /// K_ij = k(xᵢ, xⱼ) for x `[M, D]`: `[M·M]`.
+    func gram(_ x: UnsafeBufferPointer<Double>, count m: Int, dimension d: Int) -> [Double] {
+        gram(squaredDistances: squaredDistances(x, count: m, dimension: d))
     }
 
     /// K_nj = k(yₙ, xⱼ) for y `[N, D]`, x `[M, D]`: `[N·M]` row-major.
@@ -62,26 +78,24 @@ func squaredNorms(_ x: UnsafeBufferPointer<Double>, count m: Int, dimension d: I
 ///
 /// Each pair i < j appears twice in that list, so its k-th largest is the ⌈k/2⌉-th largest of the
 /// M(M−1)/2 distinct pairs (k ≤ M(M−1) for M ≥ 2, so the zeros are never reached): one selection
-/// over half the matrix, O(M²) expected, after one `dsyrk`.
+/// over half the matrix, O(M²) expected.
 func medianPairwiseDistance(_ samples: Tensor) throws(KernelEstimatorError) -> Double {
     let (m, d) = try checkedSamples(samples)
+    return try medianPairwiseDistance(squared: samples.scalars.withUnsafeBufferPointer { squaredDistances($0, count: m, dimension: d) }, samples: samples)
+}
+
+/// The same from the samples' squared distances `[M·M]` (`squaredDistances`).
+func medianPairwiseDistance(squared s: [Double], samples: Tensor) throws(KernelEstimatorError) -> Double {
+    let m = samples.shape[0], d = samples.shape[1]
     var pairs = [Double]()
     pairs.reserveCapacity(m * (m - 1) / 2)
-    samples.scalars.withUnsafeBufferPointer { x in
-        let norms = squaredNorms(x, count: m, dimension: d)
-        var g = [Double](repeating: 0, count: m * m)
-        g.withUnsafeMutableBufferPointer { g in
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, Int32(m), Int32(d), 1, x.baseAddress, Int32(d), 0, g.baseAddress, Int32(m))
-        }
-        for i in 0..<m { for j in (i + 1)..<m { pairs.append(max(norms[i] + norms[j] - 2 * g[i * m + j], 0)) } }
-    }
+    for i in 0..<m { pairs.append(contentsOf: s[(i * m + i + 1)..<((i + 1) * m)]) }
     let k = m * m / 2
     let squared = kthLargest(&pairs, (k + 1) / 2)
-    let h = squared.squareRoot()
     // Rounding in ‖x‖² + ‖y‖² − 2xᵀy leaves about ε·‖x‖² where the exact value is 0.
     let floor = 64 * Double.ulpOfOne * (samples.scalars.map { $0 * $0 }.max() ?? 0) * Double(d)
     guard squared > floor else { throw .coincidentSamples }
-    return h
+    return squared.squareRoot()
 }
 
 /// The k-th largest element (k = 1 is the maximum) of `values`, which it reorders: Hoare's

@@ -14,7 +14,7 @@ import COpenBLAS
 ///     ŝ(y) = Σⱼ βⱼ ψⱼ(y) = K_yx B,   B = −U_J Λ_J⁻² U_Jᵀ ⟨∇, K⟩   `[M, D]`,
 ///
 /// with ⟨∇, K⟩ᵢ = Σₘ ∂k(xₘ, xᵢ)/∂xₘ (`kernelDivergence`, no η) and J the eigenpairs kept, the
-/// largest. The fit is one `dsyevd` and two GEMMs; a query batch is one GEMM, K_yx B.
+/// largest. The fit is one `dsyrk`, one `dsyevd` and four GEMMs; a query batch is one GEMM, K_yx B.
 ///
 /// With all M eigenpairs and η = 0, at the samples, K B = −K⁻¹⟨∇, K⟩ is Stein's estimate with
 /// η = 0 (tested); with η > 0 the two differ (SSGE's Nyström uses K without η: K B =
@@ -54,14 +54,22 @@ public struct SpectralScoreEstimator: KernelScoreEstimator {
         let (m, d) = try checkedSamples(samples)
         guard eta.isFinite, eta >= 0 else { throw .regularisationNegative(eta) }
         try Self.check(cut, samples: m)
-        let h = try bandwidth.bandwidth(for: samples)
         let x = samples.scalars
-        let k = x.withUnsafeBufferPointer { RBFKernel(bandwidth: h).gram($0, count: m, dimension: d) }
+        let distances = x.withUnsafeBufferPointer { squaredDistances($0, count: m, dimension: d) }
+        let h = try bandwidth.bandwidth(squaredDistances: distances, samples: samples)
+        let k = RBFKernel(bandwidth: h).gram(squaredDistances: distances)
         var vectors = k
         for i in 0..<m { vectors[i * m + i] += eta }
-        // Eigenvalues ascending; column j of the row-major [M, M] result is uⱼ.
+        // K + ηI is symmetric (its storage the same in either order); LAPACK's dsyevd leaves the
+        // eigenvalues ascending and, column-major, eigenvector j in column j: read row-major,
+        // row j of the [M, M] result is uⱼ.
         var values = [Double](repeating: 0, count: m)
-        let info = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "U")), Int32(m), &vectors, Int32(m), &values)
+        let (jobz, uplo) = (Int8(UInt8(ascii: "V")), Int8(UInt8(ascii: "L")))
+        var workSize = 0.0, iworkSize: Int32 = 0
+        let query = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, jobz, uplo, Int32(m), &vectors, Int32(m), &values, &workSize, -1, &iworkSize, -1)
+        guard query == 0 else { throw .factorisationFailed("dsyevd's workspace query failed (\(query))") }
+        var work = [Double](repeating: 0, count: Int(workSize)), iwork = [Int32](repeating: 0, count: Int(iworkSize))
+        let info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, jobz, uplo, Int32(m), &vectors, Int32(m), &values, &work, Int32(work.count), &iwork, Int32(iwork.count))
         guard info == 0 else {
             throw .factorisationFailed(info > 0 ? "dsyevd did not converge (\(info) eigenvalues)" : "dsyevd: argument \(-info) was illegal")
         }
@@ -83,7 +91,7 @@ public struct SpectralScoreEstimator: KernelScoreEstimator {
         public let eta: Double
         /// K (no η), `[M·M]`.
         let kernel: [Double]
-        /// The eigenvalues of K + ηI, ascending, and its eigenvectors (column j of the row-major
+        /// The eigenvalues of K + ηI, ascending, and its eigenvectors (row j of the row-major
         /// `[M, M]` matrix is uⱼ).
         let ascendingValues: [Double]
         let vectors: [Double]
@@ -99,10 +107,11 @@ public struct SpectralScoreEstimator: KernelScoreEstimator {
             guard ascendingValues[first] > 0 else {
                 throw .factorisationFailed("SSGE keeps an eigenvalue \(ascendingValues[first]) ≤ 0 of K + ηI (η = \(eta)): keep fewer eigenvalues or use η > 0")
             }
-            // P = U_Jᵀ ⟨∇, K⟩ [J, D], scaled by −1/μⱼ², then B = U_J P [M, D].
+            // P = U_Jᵀ ⟨∇, K⟩ [J, D] (U_Jᵀ: rows first ..< M of `vectors`), scaled by −1/μⱼ², then
+            // B = U_J P [M, D].
             var p = [Double](repeating: 0, count: kept * d)
             vectors.withUnsafeBufferPointer { u in
-                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(kept), Int32(d), Int32(m), 1, u.baseAddress! + first, Int32(m),
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(kept), Int32(d), Int32(m), 1, u.baseAddress! + first * m, Int32(m),
                             divergence, Int32(d), 0, &p, Int32(d))
             }
             for j in 0..<kept {
@@ -111,7 +120,7 @@ public struct SpectralScoreEstimator: KernelScoreEstimator {
             }
             var b = [Double](repeating: 0, count: m * d)
             vectors.withUnsafeBufferPointer { u in
-                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(d), Int32(kept), 1, u.baseAddress! + first, Int32(m),
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(d), Int32(kept), 1, u.baseAddress! + first * m, Int32(m),
                             p, Int32(d), 0, &b, Int32(d))
             }
             let inSample = product(kernel, b, rows: m, inner: m, columns: d)

@@ -34,18 +34,23 @@ public struct SteinScoreEstimator: KernelScoreEstimator {
     public func fit(_ samples: Tensor) throws(KernelEstimatorError) -> Estimate {
         let (m, d) = try checkedSamples(samples)
         guard eta.isFinite, eta >= 0 else { throw .regularisationNegative(eta) }
-        let h = try bandwidth.bandwidth(for: samples)
-        let kernel = RBFKernel(bandwidth: h)
         let x = samples.scalars
-        var factor = x.withUnsafeBufferPointer { kernel.gram($0, count: m, dimension: d) }
-        var gradient = kernelDivergence(factor, x, count: m, dimension: d, bandwidth: h)  // ⟨∇, K⟩, [M, D]
-        for i in 0..<m { factor[i * m + i] += eta }
-        var norm = 0.0  // ‖K_η‖₁, the largest column sum (all entries are ≥ 0)
-        for j in 0..<m { norm = max(norm, (0..<m).reduce(0) { $0 + factor[$1 * m + j] }) }
+        let distances = x.withUnsafeBufferPointer { squaredDistances($0, count: m, dimension: d) }
+        let h = try bandwidth.bandwidth(squaredDistances: distances, samples: samples)
+        var factor = RBFKernel(bandwidth: h).gram(squaredDistances: distances)
+        let divergence = kernelDivergence(factor, x, count: m, dimension: d, bandwidth: h)  // ⟨∇, K⟩, [M, D]
+        var norm = 0.0  // ‖K_η‖₁: the largest column sum, = row sum (K_η is symmetric, its entries ≥ 0)
+        for i in 0..<m {
+            factor[i * m + i] += eta
+            var sum = 0.0
+            for j in 0..<m { sum += factor[i * m + j] }
+            norm = max(norm, sum)
+        }
         // K_η is symmetric, so its row-major and column-major storage agree: factor it as a
-        // column-major lower Cholesky factor L (K_η = L Lᵀ), which read row-major is Lᵀ.
+        // column-major lower Cholesky factor L (K_η = L Lᵀ). LAPACK's own routines throughout
+        // (LAPACKE's _work forms: no transposed copies, no NaN scans of inputs known finite).
         let lower = Int8(UInt8(ascii: "L"))
-        let info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, lower, Int32(m), &factor, Int32(m))
+        let info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, lower, Int32(m), &factor, Int32(m))
         guard info == 0 else {
             if info > 0 { throw .singularKernelMatrix(eta: eta) }
             throw .factorisationFailed("dpotrf: argument \(-info) was illegal")
@@ -53,12 +58,16 @@ public struct SteinScoreEstimator: KernelScoreEstimator {
         // Two equal samples make K singular, yet rounding can leave a tiny positive pivot:
         // refuse a factor whose reciprocal condition number is below machine ε.
         var reciprocalCondition = 0.0
-        let conditioned = LAPACKE_dpocon(LAPACK_COL_MAJOR, lower, Int32(m), factor, Int32(m), norm, &reciprocalCondition)
+        var work = [Double](repeating: 0, count: 3 * m), iwork = [Int32](repeating: 0, count: m)
+        let conditioned = LAPACKE_dpocon_work(LAPACK_COL_MAJOR, lower, Int32(m), factor, Int32(m), norm, &reciprocalCondition, &work, &iwork)
         guard conditioned == 0, reciprocalCondition >= Double.ulpOfOne else { throw .singularKernelMatrix(eta: eta) }
-        // Ĝ = −K_η⁻¹ ⟨∇, K⟩ (row-major right-hand sides: the row-major factor is Lᵀ, upper).
-        let solved = LAPACKE_dpotrs(LAPACK_ROW_MAJOR, Int8(UInt8(ascii: "U")), Int32(m), Int32(d), factor, Int32(m), &gradient, Int32(d))
+        // Ĝ = −K_η⁻¹ ⟨∇, K⟩: the right-hand sides column-major, [M, D].
+        var rhs = [Double](repeating: 0, count: m * d)
+        for i in 0..<m { for c in 0..<d { rhs[c * m + i] = divergence[i * d + c] } }
+        let solved = LAPACKE_dpotrs_work(LAPACK_COL_MAJOR, lower, Int32(m), Int32(d), factor, Int32(m), &rhs, Int32(m))
         guard solved == 0 else { throw .factorisationFailed("dpotrs: argument \(-solved) was illegal") }
-        for i in gradient.indices { gradient[i] = -gradient[i] }
+        var gradient = [Double](repeating: 0, count: m * d)
+        for i in 0..<m { for c in 0..<d { gradient[i * d + c] = -rhs[c * m + i] } }
         return Estimate(samples: samples, bandwidth: h, eta: eta, choleskyFactor: factor,
                         sampleScores: Tensor(shape: [m, d], scalars: gradient))
     }
@@ -84,7 +93,7 @@ public struct SteinScoreEstimator: KernelScoreEstimator {
             // Row-major K_yx [N, M] is column-major K_yxᵀ [M, N]: solving K_η Z = K_yxᵀ in place
             // leaves column-major Z = K_η⁻¹ K_yxᵀ, which read row-major is S = K_yx K_η⁻¹ [N, M].
             var s = kyx
-            let info = LAPACKE_dpotrs(LAPACK_COL_MAJOR, Int8(UInt8(ascii: "L")), Int32(m), Int32(n), choleskyFactor, Int32(m), &s, Int32(m))
+            let info = LAPACKE_dpotrs_work(LAPACK_COL_MAJOR, Int8(UInt8(ascii: "L")), Int32(m), Int32(n), choleskyFactor, Int32(m), &s, Int32(m))
             guard info == 0 else { throw .factorisationFailed("dpotrs: argument \(-info) was illegal") }
             // W = (S + 1) ∘ K_yx, its row sums, and the Schur complements 1 + η − Σⱼ Sⱼ kⱼ.
             var w = [Double](repeating: 0, count: n * m)
