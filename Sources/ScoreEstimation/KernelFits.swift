@@ -82,7 +82,9 @@ public struct KernelFit {
     public let bandwidthFactor: Double
     public let threshold: Double?
     public let keptEigenvalues: Int?
-    /// The held-out criterion J of the chosen estimate.
+    /// The held-out criterion J of the returned estimate (the refit: for SSGE it may differ from
+    /// its search candidate's in the last digits, the search having computed the eigenvectors
+    /// every candidate cut needed at once).
     public let heldOutCriterion: Double
     /// Every candidate of the search: its settings and J (+∞ where the fit failed, e.g. a
     /// singular K at a small η), in search order.
@@ -117,7 +119,7 @@ public func fitKernelEstimator(_ method: KernelMethod, _ variant: KernelVariant,
         }
     case (.ssge, .tuned):
         for factor in settings.bandwidthFactors {
-            guard let spectrum = try? SpectralScoreEstimator(eta: settings.ssgeEta, bandwidth: .scaledMedian(factor)).spectrum(of: samples) else {
+            guard let spectrum = try? SpectralScoreEstimator(eta: settings.ssgeEta, bandwidth: .scaledMedian(factor)).spectrum(of: samples, cuts: settings.thresholds.map { .fraction($0) }) else {
                 for t in settings.thresholds { candidates.append((settings.ssgeEta, factor, t, .infinity)) }
                 continue
             }
@@ -146,7 +148,7 @@ public func fitKernelEstimator(_ method: KernelMethod, _ variant: KernelVariant,
     let kept = (estimate as? SpectralScoreEstimator.Estimate)?.eigenvalues.count
     return KernelFit(method: method, variant: variant, estimate: estimate, fitSeconds: fitSeconds, selectionSeconds: selectionSeconds,
                      eta: eta, bandwidthFactor: factor, threshold: threshold, keptEigenvalues: kept,
-                     heldOutCriterion: best?.candidate.criterion ?? score(estimate), candidates: candidates)
+                     heldOutCriterion: score(estimate), candidates: candidates)
 }
 
 /// Bad settings or names for figure 6's estimators.

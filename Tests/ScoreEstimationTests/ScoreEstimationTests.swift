@@ -59,10 +59,12 @@ private struct ScaledScore: ScoreFunction {
             let tuned = try fitKernelEstimator(method, .tuned, samples: samples, criterion: criterion, settings: settings)
             #expect(tuned.candidates.count == count * settings.bandwidthFactors.count)
             let least = tuned.candidates.map(\.criterion).min()!
-            #expect(tuned.heldOutCriterion == least)
-            #expect(tuned.heldOutCriterion <= authors.heldOutCriterion, "\(method): tuned \(tuned.heldOutCriterion) vs authors \(authors.heldOutCriterion)")
-            // The chosen settings, refitted, give the estimate whose criterion was the least.
-            #expect(try criterion.value(of: KernelScoreFunction(tuned.estimate)) == least)
+            // The chosen settings, refitted, give the estimate whose criterion was the least (to
+            // rounding: SSGE's search computed the eigenvectors of every candidate cut at once).
+            #expect(abs(tuned.heldOutCriterion - least) <= 1e-9 * abs(least), "\(method): \(tuned.heldOutCriterion) vs \(least)")
+            #expect(tuned.candidates.contains { $0.criterion == least && $0.eta == tuned.eta && $0.bandwidthFactor == tuned.bandwidthFactor && $0.threshold == tuned.threshold })
+            #expect(least <= authors.heldOutCriterion, "\(method): tuned \(least) vs authors \(authors.heldOutCriterion)")
+            #expect(try criterion.value(of: KernelScoreFunction(tuned.estimate)) == tuned.heldOutCriterion)
             #expect(tuned.selectionSeconds > 0)
         }
     }
