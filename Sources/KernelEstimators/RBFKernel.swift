@@ -33,12 +33,18 @@ struct RBFKernel {
     /// diagonal exactly 1.
     func gram(squaredDistances s: [Double]) -> [Double] {
         var k = s
+        toGram(&k)
+        return k
+    }
+
+    /// The same in place: squared distances become K (a fit that needs the distances no more
+    /// saves an M² copy).
+    func toGram(_ k: inout [Double]) {
         let scale = -0.5 / (bandwidth * bandwidth)
         k.withUnsafeMutableBufferPointer { k in
             for i in k.indices { k[i] *= scale }
             VectorMath.exp(k)
         }
-        return k
     }
 
     /// K_ij = k(xᵢ, xⱼ) for x `[M, D]`: `[M·M]`.
@@ -100,8 +106,13 @@ func medianPairwiseDistance(squared s: [Double], samples: Tensor) throws(KernelE
 
 /// The k-th largest element (k = 1 is the maximum) of `values`, which it reorders: Hoare's
 /// selection with a median-of-three pivot, O(n) expected.
-func kthLargest(_ values: inout [Double], _ k: Int) -> Double {
-    precondition(k >= 1 && k <= values.count, "kthLargest: k = \(k) outside 1...\(values.count)")
+func kthLargest(_ array: inout [Double], _ k: Int) -> Double {
+    precondition(k >= 1 && k <= array.count, "kthLargest: k = \(k) outside 1...\(array.count)")
+    return array.withUnsafeMutableBufferPointer { values in kthLargest(values, k) }
+}
+
+/// The same on a buffer (no bounds checks in the partition loops).
+func kthLargest(_ values: UnsafeMutableBufferPointer<Double>, _ k: Int) -> Double {
     let target = k - 1  // index in descending order
     var (lo, hi) = (0, values.count - 1)
     while lo < hi {

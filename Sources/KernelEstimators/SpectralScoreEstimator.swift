@@ -71,9 +71,9 @@ public struct SpectralScoreEstimator: KernelScoreEstimator {
         let cuts = cuts ?? [cut]
         for c in cuts { try Self.check(c, samples: m) }
         let x = samples.scalars
-        let distances = x.withUnsafeBufferPointer { squaredDistances($0, count: m, dimension: d) }
-        let h = try bandwidth.bandwidth(squaredDistances: distances, samples: samples)
-        let k = RBFKernel(bandwidth: h).gram(squaredDistances: distances)
+        var k = x.withUnsafeBufferPointer { squaredDistances($0, count: m, dimension: d) }
+        let h = try bandwidth.bandwidth(squaredDistances: k, samples: samples)
+        RBFKernel(bandwidth: h).toGram(&k)  // the distances become K
         var a = k
         for i in 0..<m { a[i * m + i] += eta }
         // K + ηI is symmetric: its storage is the same in either order, and LAPACK reads it

@@ -35,9 +35,9 @@ public struct SteinScoreEstimator: KernelScoreEstimator {
         let (m, d) = try checkedSamples(samples)
         guard eta.isFinite, eta >= 0 else { throw .regularisationNegative(eta) }
         let x = samples.scalars
-        let distances = x.withUnsafeBufferPointer { squaredDistances($0, count: m, dimension: d) }
-        let h = try bandwidth.bandwidth(squaredDistances: distances, samples: samples)
-        var factor = RBFKernel(bandwidth: h).gram(squaredDistances: distances)
+        var factor = x.withUnsafeBufferPointer { squaredDistances($0, count: m, dimension: d) }
+        let h = try bandwidth.bandwidth(squaredDistances: factor, samples: samples)
+        RBFKernel(bandwidth: h).toGram(&factor)  // the distances become K, then K + ηI, then its factor
         let divergence = kernelDivergence(factor, x, count: m, dimension: d, bandwidth: h)  // ⟨∇, K⟩, [M, D]
         var norm = 0.0  // ‖K_η‖₁: the largest column sum, = row sum (K_η is symmetric, its entries ≥ 0)
         for i in 0..<m {
