@@ -97,11 +97,30 @@ func medianPairwiseDistance(squared s: [Double], samples: Tensor) throws(KernelE
     pairs.reserveCapacity(m * (m - 1) / 2)
     for i in 0..<m { pairs.append(contentsOf: s[(i * m + i + 1)..<((i + 1) * m)]) }
     let k = m * m / 2
-    let squared = kthLargest(&pairs, (k + 1) / 2)
+    let squared = pairs.withUnsafeMutableBufferPointer { kthLargestNonnegative($0, (k + 1) / 2) }
     // Rounding in ‖x‖² + ‖y‖² − 2xᵀy leaves about ε·‖x‖² where the exact value is 0.
     let floor = 64 * Double.ulpOfOne * (samples.scalars.map { $0 * $0 }.max() ?? 0) * Double(d)
     guard squared > floor else { throw .coincidentSamples }
     return squared.squareRoot()
+}
+
+/// The k-th largest of nonnegative values (k = 1 is the maximum), which it may reorder: a radix
+/// pass on the top 16 bits of the values' bit patterns (for doubles ≥ 0 their order as unsigned
+/// integers: 11 exponent bits and 5 of the fraction), counting, then Hoare's selection among the
+/// values of the one bucket that holds the k-th. Two branch-free passes instead of Hoare's
+/// branchy ones over all M(M−1)/2 pair distances; the same value (tested against sorting).
+func kthLargestNonnegative(_ values: UnsafeMutableBufferPointer<Double>, _ k: Int) -> Double {
+    precondition(k >= 1 && k <= values.count, "kthLargestNonnegative: k = \(k) outside 1...\(values.count)")
+    guard values.count > 4096 else { return kthLargest(values, k) }
+    @inline(__always) func bucket(_ v: Double) -> Int { Int((v.bitPattern & 0x7fff_ffff_ffff_ffff) >> 47) }
+    var counts = [Int](repeating: 0, count: 1 << 16)
+    counts.withUnsafeMutableBufferPointer { counts in for v in values { counts[bucket(v)] += 1 } }
+    var (remaining, top) = (k, (1 << 16) - 1)
+    while counts[top] < remaining { remaining -= counts[top]; top -= 1 }
+    var members = [Double]()
+    members.reserveCapacity(counts[top])
+    for v in values where bucket(v) == top { members.append(v) }
+    return kthLargest(&members, remaining)
 }
 
 /// The k-th largest element (k = 1 is the maximum) of `values`, which it reorders: Hoare's

@@ -100,6 +100,25 @@ private func relativeError(_ estimate: Tensor, _ truth: Tensor) -> Double {
         }
     }
 
+    // The radix selection of nonnegative values (large arrays) returns the k-th largest, with
+    // ties, zeros and values spread over many binades or crowded into one bucket.
+    @Test func radixSelectionEqualsSorting() {
+        let stream = RandomStream(seed: 4)
+        let sets: [[Double]] = [
+            (0..<20_000).map { _ in stream.uniform() * 50 },
+            (0..<9_000).map { _ in Double(stream.integer(below: 40)) },  // ties and zeros
+            (0..<6_000).map { _ in exp(30 * stream.uniform() - 15) },     // many binades
+            (0..<5_000).map { _ in 1 + 1e-9 * stream.uniform() },         // one bucket
+        ]
+        for values in sets {
+            let sorted = values.sorted(by: >)
+            for k in [1, 2, values.count / 3, values.count / 2, values.count - 1, values.count] {
+                var copy = values
+                #expect(copy.withUnsafeMutableBufferPointer { kthLargestNonnegative($0, k) } == sorted[k - 1], "n = \(values.count), k = \(k)")
+            }
+        }
+    }
+
     // Hoare selection returns the k-th largest for every k, with ties.
     @Test func selectionEqualsSorting() {
         let stream = RandomStream(seed: 3)
