@@ -196,8 +196,10 @@ def write(args, machine, cells, verified):
         f"spectrum, the median bandwidth); after one warm-up, the median of {args.repeats} fits and query batches; the two "
         f"implementations alternate {args.rounds} times per cell and the table gives the median of the rounds.",
         "Speed-up = PyTorch's seconds / this suite's (goal for the fit: ≥ 2). FLOP floor = the fit's counted FLOPs (bench-core "
-        "kernels --help: what each algorithm cannot avoid) over this run's dgemm rate; floor ratio = this suite's fit seconds / that "
-        "floor (goal ≤ 3). J: eigenpairs SSGE keeps.",
+        "kernels --help: what each algorithm cannot avoid; for SSGE the reduction to tridiagonal form, 4/3 M³, of which half are "
+        "matrix-vector products that run at memory speed, and the back-transformation of the J eigenvectors kept) over this run's "
+        "dgemm rate; floor ratio = this suite's fit seconds / that floor (goal ≤ 3). J: eigenpairs SSGE keeps. PyTorch's SSGE "
+        "computes every eigenpair (torch.linalg.eigh).",
         f"The two sides compute the same estimates: on 300 samples in D = 5 PyTorch recomputes this suite's bandwidth and "
         f"in-sample and out-of-sample estimates to {verified[1]:.0e} relative ({verified[0]} estimators).",
         "",
