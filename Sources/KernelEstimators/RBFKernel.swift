@@ -29,27 +29,14 @@ func squaredDistances(_ x: UnsafeBufferPointer<Double>, count m: Int, dimension 
 struct RBFKernel {
     let bandwidth: Double
 
-    /// K_ij = k(xᵢ, xⱼ) from the squared distances `[M·M]` (`squaredDistances`): symmetric,
-    /// diagonal exactly 1.
-    func gram(squaredDistances s: [Double]) -> [Double] {
-        var k = s
-        toGram(&k)
-        return k
-    }
-
-    /// The same in place: squared distances become K (a fit that needs the distances no more
-    /// saves an M² copy).
+    /// Squared distances `[M·M]` (`squaredDistances`) become K_ij = k(xᵢ, xⱼ) in place:
+    /// symmetric, diagonal exactly 1 (a fit needs the distances no more, so no M² copy).
     func toGram(_ k: inout [Double]) {
         let scale = -0.5 / (bandwidth * bandwidth)
         k.withUnsafeMutableBufferPointer { k in
             for i in k.indices { k[i] *= scale }
             VectorMath.exp(k)
         }
-    }
-
-    /// K_ij = k(xᵢ, xⱼ) for x `[M, D]`: `[M·M]`.
-    func gram(_ x: UnsafeBufferPointer<Double>, count m: Int, dimension d: Int) -> [Double] {
-        gram(squaredDistances: squaredDistances(x, count: m, dimension: d))
     }
 
     /// K_nj = k(yₙ, xⱼ) for y `[N, D]`, x `[M, D]`: `[N·M]` row-major.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Autodiff
 import CRuntime
+import ExperimentGrid
 import Foundation
 import GridExecution
 import GSLNumerics
@@ -125,9 +126,4 @@ struct KernelFitsBench: ParsableCommand {
         if let kept { out["kept"] = kept }
         return out
     }
-}
-
-private func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }

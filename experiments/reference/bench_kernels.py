@@ -29,6 +29,8 @@ import time
 
 import torch
 
+import writing
+
 DISPLAY = {"stein": "Stein", "ssge": "SSGE"}
 
 
@@ -181,9 +183,7 @@ def main():
 
 
 def write(args, machine, cells, verified):
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results",
-                            ":(top,exclude)docs"], capture_output=True, text=True).stdout.strip()
+    commit, dirty = writing.commit()
     rate = machine["dgemm_gflops"] * 1e9
     lines = [
         "# bench-kernels: the kernel score estimators' fit and query, this suite beside PyTorch",
@@ -215,16 +215,7 @@ def write(args, machine, cells, verified):
             f"{c['torch_query_seconds'] / c['ours_query_seconds']:.2f}× | {c['peak_mib']:.0f} |")
     met = [c for c in cells if c["torch_fit_seconds"] / c["ours_fit_seconds"] >= 2 and c["ours_fit_seconds"] / (c["fit_flops"] / rate) <= 3]
     lines += ["", f"Fits meeting both goals: {len(met)} of {len(cells)}."]
-    text = "\n".join(lines) + "\n"
-    temporary = args.out + ".tmp"
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, args.out)
-    stem = os.path.splitext(args.out)[0]
-    with open(stem + ".json.tmp", "w") as f:
-        json.dump({"machine": machine, "torch": torch.__version__, "commit": commit, "cells": cells}, f, indent=1)
-    os.replace(stem + ".json.tmp", stem + ".json")
-    print(text)
+    writing.write(args.out, lines, {"machine": machine, "torch": torch.__version__, "commit": commit, "cells": cells})
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import sys
 import time
 
 import torch
+
+import writing
 from torch import nn
 
 ENERGY_METHODS = ["sm", "ssm", "ssm_vr", "dsm", "fsm", "deen"]
@@ -217,10 +219,7 @@ def main():
 
 
 def write(args, machine, cells, verified):
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    # Code changes only (results and docs change while a benchmark is written up).
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)results",
-                            ":(top,exclude)docs"], capture_output=True, text=True).stdout.strip()
+    commit, dirty = writing.commit()
     lines = [
         "# bench-neural: seconds per training step, this suite beside PyTorch",
         "",
@@ -250,16 +249,7 @@ def write(args, machine, cells, verified):
             f"{c['torch_f64_seconds'] / ours:.2f}× | {c['torch_f32_seconds'] / ours:.2f}× | {c['resident_growth_mib']:.1f} |")
     missed = [c for c in cells if c["torch_f64_seconds"] / c["ours_seconds"] < 2 or c["torch_f32_seconds"] / c["ours_seconds"] < 1]
     lines += ["", f"Cells meeting both goals: {len(cells) - len(missed)} of {len(cells)}."]
-    text = "\n".join(lines) + "\n"
-    temporary = args.out + ".tmp"
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, args.out)
-    stem = os.path.splitext(args.out)[0]
-    with open(stem + ".json.tmp", "w") as f:
-        json.dump({"machine": machine, "torch": torch.__version__, "commit": commit, "cells": cells}, f, indent=1)
-    os.replace(stem + ".json.tmp", stem + ".json")
-    print(text)
+    writing.write(args.out, lines, {"machine": machine, "torch": torch.__version__, "commit": commit, "cells": cells})
 
 
 if __name__ == "__main__":
