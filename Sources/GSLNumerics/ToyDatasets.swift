@@ -56,6 +56,13 @@ public enum ToyDataset: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// The data's law blurred by N(0, σ²I), the density whose score DSM and DEEN at σ fit (in
+    /// closed form for every dataset with a reference); nil for the checkerboard.
+    public func blurred(by sigma: Double) throws -> (any ReferenceDistribution)? {
+        guard let reference = reference as? any GaussianBlurrable else { return nil }
+        return try reference.blurred(by: sigma)
+    }
+
     /// Half the width of the square [−h, h]² the pictures and the Langevin starts cover:
     /// toy_gradlogp's 4, and 8 for NCSN's mixture (its modes at ±(5, 5); NCSN's runner starts
     /// its chains from U[−8, 8]²).
