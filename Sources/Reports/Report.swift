@@ -294,8 +294,8 @@ public struct Report {
               rows.contains(where: { ["dsm", "deen"].contains($0.method) && $0.modelKind != "noise_conditional" }) else { return [] }
         let draws = 2000
         let floor = try fisherDivergence(between: data, and: blurred, draws: draws, using: RandomStream(seed: 0))
-        return [String(format: "DSM and DEEN at σ = %g are minimised by the score of the data blurred by N(0, σ²I), not by the data's own: a perfect fit keeps the Fisher divergence ½E‖∇log p − ∇log p_σ‖² = %@ (%d draws of the data, seed 0), the least their rows can show.",
-                              n.sigma, String(format: "%.3g ± %.2g", floor.mean, floor.standardError), draws), ""]
+        return [String(format: "DSM and DEEN at σ = %g are minimised by the score of the data blurred by N(0, σ²I), not by the data's own: a perfect fit keeps the Fisher divergence ½E‖∇log p − ∇log p_σ‖² = %.3g ± %.2g (%d draws of the data, seed 0), the least their rows can show.",
+                              n.sigma, floor.mean, floor.standardError, draws), ""]
     }
 
     /// A table with a row per series and the given columns, each a filter of the rows: `metric`'s

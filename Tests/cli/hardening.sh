@@ -147,10 +147,12 @@ kill -INT "$pid"; wait "$pid"; status=$?
 [ "$status" = 0 ] && [ -f ignored.h5 ] && ok "an ignored SIGINT stays ignored (the run finished)" || bad "an ignored SIGINT: exit $status" "$(cat ignored.log)"
 # Ctrl-C of a grid run with --jobs 2 while both processes compute a cell: SIGINT to the process
 # group, as a terminal sends it. The cells already recorded stay; no temporary, no claim file and
-# no claim folder (.<file>.cells) is left, and no process of the run goes on.
+# no claim folder (.<file>.cells) is left, and no process of the run goes on. The tiny cells take
+# 0.1 s, so a worker could finish the grid between two looks for its claims: each holds its
+# finished file 30 s before the rename (the test hook), with its claim taken, until the signal.
 sed 's/^seeds: \[0\]/seeds: [0, 1, 2, 3, 4, 5]/' tiny.yml > six.yml
 set -m
-env --default-signal=INT "$bin/figure1" --config six.yml --jobs 2 --out ctrlc.h5 > ctrlc.log 2>&1 &
+SSM_TEST_PAUSE_BEFORE_RENAME=30 env --default-signal=INT "$bin/figure1" --config six.yml --jobs 2 --out ctrlc.h5 > ctrlc.log 2>&1 &
 pid=$!
 set +m
 for _ in $(seq 1 600); do [ "$(ls .ctrlc.h5.cells/*.lock 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05; done
